@@ -1,0 +1,70 @@
+"""Settings: the only module that reads the environment.
+
+Values come from, highest first: command-line flags (passed as keyword arguments), then
+`CHATKEEP_*` environment variables, then the defaults below. Every field has a description;
+the README lists every setting and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///chatkeep.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATKEEP_", extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port the server listens on.")
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description=(
+            "Where stored completions live: `sqlite:///relative/path.db`, "
+            "`sqlite:////absolute/path.db`, or a `postgresql://` URL."
+        ),
+    )
+    echo_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated model names the built-in echo model answers; empty means it "
+            "answers every model name."
+        ),
+    )
+    max_request_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, in bytes; larger bodies get 413.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Logging level of the server."
+    )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        default="normal",
+        description=(
+            "SQLite `synchronous` pragma in WAL mode. `normal` keeps every acknowledged "
+            "completion across a crash or kill of the server; `full` also across power loss."
+        ),
+    )
+    store_batch_size: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Most stored completions written together in one transaction.",
+    )
+    store_read_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads (each with its own connection) serving reads of the SQLite store.",
+    )
+
+    @field_validator("echo_models", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value

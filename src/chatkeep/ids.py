@@ -1,0 +1,81 @@
+"""Identifiers: completion ids (time-ordered), request ids, message ids, tool-call ids.
+
+A completion id is `chatcmpl-` plus 29 base62 characters, the shape OpenAI uses. Ours encode
+the creation time in milliseconds in their leading characters, in an alphabet whose ASCII
+order is its numeric order, so ids sort as strings in creation order. The list endpoint's
+cursor is therefore the id itself: an `after` id keeps its place even once it is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+COMPLETION_PREFIX = "chatcmpl-"
+COMPLETION_BODY_LENGTH = 29
+_RANDOM_BITS = 120  # 48 bits of milliseconds + 120 random bits < 62**29
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+COMPLETION_ID_PATTERN = re.compile(r"^chatcmpl-[0-9A-Za-z]{29}$")
+MESSAGE_ID_PATTERN = re.compile(r"^(chatcmpl-[0-9A-Za-z]{29})-(0|[1-9][0-9]{0,8})$")
+
+
+def _base62(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        chars.append(BASE62[digit])
+    return "".join(reversed(chars))
+
+
+class CompletionIdGenerator:
+    """Mints strictly increasing completion ids within one process (thread-safe).
+
+    Across processes (several servers on one PostgreSQL) ids from the same millisecond
+    interleave by their random part, which is still one total order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def new_id(self) -> tuple[str, int]:
+        """Return a new id and its creation time in Unix milliseconds."""
+        now_ms = time.time_ns() // 1_000_000
+        candidate = (now_ms << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+        with self._lock:
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+        return COMPLETION_PREFIX + _base62(candidate, COMPLETION_BODY_LENGTH), candidate >> _RANDOM_BITS
+
+
+def is_completion_id(value: str) -> bool:
+    return COMPLETION_ID_PATTERN.match(value) is not None
+
+
+def message_id(completion_id: str, index: int) -> str:
+    return f"{completion_id}-{index}"
+
+
+def parse_message_id(value: str) -> tuple[str, int] | None:
+    """Split `<completion_id>-<index>` into its parts, or None when it is not of that shape."""
+    match = MESSAGE_ID_PATTERN.match(value)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(16)
+
+
+def new_tool_call_id() -> str:
+    return "call_" + "".join(secrets.choice(BASE62) for _ in range(24))
+
+
+def new_seed() -> int:
+    """A server-chosen seed: a non-negative int64, as in OpenAI's stored examples."""
+    return secrets.randbits(63)

@@ -1,0 +1,129 @@
+"""Query strings of the two list endpoints, parsed and validated.
+
+`metadata[key]=value` pairs arrive as bracketed keys (percent-encoded by some clients;
+the web framework has decoded them by the time they reach here). A parameter given twice
+takes its last value. Unknown parameters are ignored, as OpenAI ignores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chatkeep.errors import InvalidRequestError
+from chatkeep.ids import is_completion_id, parse_message_id
+
+Order = Literal["asc", "desc"]
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+METADATA_PREFIX = "metadata["
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of `GET /v1/chat/completions`."""
+
+    limit: int = DEFAULT_LIMIT
+    order: Order = "asc"
+    after: str | None = None
+    model: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesQuery:
+    """One page of `GET /v1/chat/completions/{id}/messages`; `after` is a message index."""
+
+    limit: int = DEFAULT_LIMIT
+    order: Order = "asc"
+    after: int | None = None
+
+
+def parse_limit(raw: str) -> int:
+    try:
+        limit = int(raw.strip())
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid type for 'limit': expected an integer, but got '{raw}' instead.",
+            param="limit",
+            code="invalid_type",
+        ) from None
+    if limit < 1:
+        raise InvalidRequestError(
+            "Invalid 'limit': integer below minimum value. "
+            f"Expected a value >= 1, but got {limit} instead.",
+            param="limit",
+            code="integer_below_min_value",
+        )
+    if limit > MAX_LIMIT:
+        raise InvalidRequestError(
+            "Invalid 'limit': integer above maximum value. "
+            f"Expected a value <= {MAX_LIMIT}, but got {limit} instead.",
+            param="limit",
+            code="integer_above_max_value",
+        )
+    return limit
+
+
+def parse_order(raw: str) -> Order:
+    if raw == "asc":
+        return "asc"
+    if raw == "desc":
+        return "desc"
+    raise InvalidRequestError(
+        f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.",
+        param="order",
+        code="invalid_value",
+    )
+
+
+def _invalid_after(raw: str, expected: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Invalid 'after': expected {expected}, but got '{raw}' instead.",
+        param="after",
+        code="invalid_value",
+    )
+
+
+def parse_list_query(params: Iterable[tuple[str, str]]) -> ListQuery:
+    limit, after, model = DEFAULT_LIMIT, None, None
+    order: Order = "asc"
+    metadata: dict[str, str] = {}
+    for key, value in params:
+        if key == "limit":
+            limit = parse_limit(value)
+        elif key == "order":
+            order = parse_order(value)
+        elif key == "after":
+            if not is_completion_id(value):
+                raise _invalid_after(value, "the id of a chat completion ('chatcmpl-...')")
+            after = value
+        elif key == "model":
+            model = value
+        elif key == "metadata" or key.startswith(METADATA_PREFIX):
+            if not (key.endswith("]") and len(key) > len(METADATA_PREFIX) + 1):
+                raise InvalidRequestError(
+                    f"Invalid query parameter '{key}': filter by metadata with "
+                    "'metadata[key]=value'.",
+                    param="metadata",
+                    code="invalid_value",
+                )
+            metadata[key[len(METADATA_PREFIX) : -1]] = value
+    return ListQuery(limit=limit, order=order, after=after, model=model, metadata=metadata)
+
+
+def parse_messages_query(completion_id: str, params: Iterable[tuple[str, str]]) -> MessagesQuery:
+    limit, after = DEFAULT_LIMIT, None
+    order: Order = "asc"
+    for key, value in params:
+        if key == "limit":
+            limit = parse_limit(value)
+        elif key == "order":
+            order = parse_order(value)
+        elif key == "after":
+            parsed = parse_message_id(value)
+            if parsed is None or parsed[0] != completion_id:
+                raise _invalid_after(value, f"a message id of this completion ('{completion_id}-N')")
+            after = parsed[1]
+    return MessagesQuery(limit=limit, order=order, after=after)
