@@ -1,0 +1,5 @@
+"""`python -m chatkeep`."""
+
+from chatkeep.cli.main import main
+
+main()

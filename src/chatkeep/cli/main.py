@@ -1,0 +1,21 @@
+"""The `chatkeep` command: a group of thin subcommands."""
+
+from __future__ import annotations
+
+import click
+
+from chatkeep import __version__
+from chatkeep.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chatkeep")
+def cli() -> None:
+    """chatkeep: an OpenAI-compatible Chat Completions server with stored completions."""
+
+
+cli.add_command(serve)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,55 @@
+"""`chatkeep serve`: run the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import uvicorn
+
+from chatkeep.cli.settings import describe_database, settings_from_flags
+from chatkeep.http.app import create_app
+
+logger = logging.getLogger("chatkeep")
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on [CHATKEEP_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [CHATKEEP_PORT; 8000].")
+@click.option(
+    "--database-url",
+    default=None,
+    help="sqlite:///file.db or postgresql://... [CHATKEEP_DATABASE_URL; sqlite:///chatkeep.db].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="Logging level [CHATKEEP_LOG_LEVEL; info].",
+)
+def serve(host: str | None, port: int | None, database_url: str | None, log_level: str | None) -> None:
+    """Start the server (SQLite file and the echo model by default)."""
+    settings = settings_from_flags(
+        host=host, port=port, database_url=database_url, log_level=log_level
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    logger.info(
+        "chatkeep serving on http://%s:%d with store %s",
+        settings.host,
+        settings.port,
+        describe_database(settings.database_url),
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )

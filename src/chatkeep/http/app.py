@@ -1,0 +1,72 @@
+"""The app factory: builds the store, the model router and the services, and wires routes.
+
+Nothing is global: each `create_app` call builds its own objects, so tests build their own
+app with their own store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from chatkeep.config import Settings
+from chatkeep.errors import ChatkeepError
+from chatkeep.http.middleware import RequestIdMiddleware
+from chatkeep.http.responses import handle_chatkeep_error, handle_http_exception
+from chatkeep.http.routes import ROUTES
+from chatkeep.http.state import AppState
+from chatkeep.service.access import Authenticator, OpenAccess
+from chatkeep.service.completions import CompletionCreator, ModelRouter
+from chatkeep.service.reads import StoredCompletions
+from chatkeep.store.base import CompletionStore
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: CompletionStore | None = None,
+    router: ModelRouter | None = None,
+    authenticator: Authenticator | None = None,
+) -> Starlette:
+    """Build the ASGI app. The store is opened and closed by the app's lifespan."""
+    from chatkeep.backends.routing import build_router
+    from chatkeep.store.factory import open_store
+
+    store = store if store is not None else open_store(settings)
+    router = router if router is not None else build_router(settings)
+    state = AppState(
+        settings=settings,
+        store=store,
+        router=router,
+        authenticator=authenticator if authenticator is not None else OpenAccess(),
+        creator=CompletionCreator(store, router),
+        stored=StoredCompletions(store),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.store.open()
+        try:
+            yield
+        finally:
+            await state.router.aclose()
+            await state.store.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            ChatkeepError: handle_chatkeep_error,
+            HTTPException: handle_http_exception,
+        },
+        lifespan=lifespan,
+    )
+    app.state.chatkeep = state
+    return app

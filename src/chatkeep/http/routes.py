@@ -1,0 +1,135 @@
+"""The routes: each parses its input, calls one service function, and renders the result."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from chatkeep.errors import RequestTooLargeError
+from chatkeep.http.responses import OpenAIJSONResponse
+from chatkeep.http.state import AppState
+from chatkeep.protocol.queries import parse_list_query, parse_messages_query
+from chatkeep.protocol.requests import parse_create_request, parse_update_request
+from chatkeep.service.completions import CallContext
+from chatkeep.service import models as model_catalog
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.chatkeep
+    return state
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(
+        f"Request body too large: the limit is {limit} bytes.", code="request_too_large"
+    )
+
+
+async def _context(request: Request, state: AppState) -> CallContext:
+    project = await state.authenticator.project_for(request.headers)
+    return CallContext(project=project, request_id=request.state.request_id)
+
+
+async def create_chat_completion(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    parsed = parse_create_request(await _read_body(request, state.settings.max_request_bytes))
+    if parsed.params.stream:
+        frames = await state.creator.open_chat_completion_stream(parsed, context)
+        return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+    completion = await state.creator.create_chat_completion(parsed, context)
+    return OpenAIJSONResponse(completion)
+
+
+async def list_chat_completions(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    query = parse_list_query(request.query_params.multi_items())
+    return OpenAIJSONResponse(await state.stored.list_chat_completions(context.project, query))
+
+
+async def retrieve_chat_completion(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    completion_id = request.path_params["completion_id"]
+    stored = await state.stored.retrieve_chat_completion(context.project, completion_id)
+    return OpenAIJSONResponse(stored)
+
+
+async def update_chat_completion(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    metadata = parse_update_request(await _read_body(request, state.settings.max_request_bytes))
+    completion_id = request.path_params["completion_id"]
+    updated = await state.stored.update_chat_completion(context.project, completion_id, metadata)
+    return OpenAIJSONResponse(updated)
+
+
+async def delete_chat_completion(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    completion_id = request.path_params["completion_id"]
+    deleted = await state.stored.delete_chat_completion(context.project, completion_id)
+    return OpenAIJSONResponse(deleted)
+
+
+async def list_chat_completion_messages(request: Request) -> Response:
+    state = _state(request)
+    context = await _context(request, state)
+    completion_id = request.path_params["completion_id"]
+    query = parse_messages_query(completion_id, request.query_params.multi_items())
+    page = await state.stored.list_chat_completion_messages(context.project, completion_id, query)
+    return OpenAIJSONResponse(page)
+
+
+async def list_models(request: Request) -> Response:
+    state = _state(request)
+    await _context(request, state)
+    return OpenAIJSONResponse({"object": "list", "data": state.router.models()})
+
+
+async def retrieve_model(request: Request) -> Response:
+    state = _state(request)
+    await _context(request, state)
+    return OpenAIJSONResponse(model_catalog.retrieve_model(state.router, request.path_params["model"]))
+
+
+async def health(request: Request) -> Response:
+    """Liveness and readiness: 200 when the store answers, 503 otherwise."""
+    await _state(request).store.ping()
+    return OpenAIJSONResponse({"status": "ok"})
+
+
+ROUTES = [
+    Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
+    Route("/v1/chat/completions", list_chat_completions, methods=["GET"]),
+    Route("/v1/chat/completions/{completion_id}", retrieve_chat_completion, methods=["GET"]),
+    Route("/v1/chat/completions/{completion_id}", update_chat_completion, methods=["POST"]),
+    Route("/v1/chat/completions/{completion_id}", delete_chat_completion, methods=["DELETE"]),
+    Route(
+        "/v1/chat/completions/{completion_id}/messages",
+        list_chat_completion_messages,
+        methods=["GET"],
+    ),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+]

@@ -1,0 +1,21 @@
+"""Everything a request handler needs, built once per app and kept on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatkeep.config import Settings
+from chatkeep.service.access import Authenticator
+from chatkeep.service.completions import CompletionCreator, ModelRouter
+from chatkeep.service.reads import StoredCompletions
+from chatkeep.store.base import CompletionStore
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    store: CompletionStore
+    router: ModelRouter
+    authenticator: Authenticator
+    creator: CompletionCreator
+    stored: StoredCompletions

@@ -1,0 +1,187 @@
+"""Creating chat completions, plain and streamed, and storing those asked to be stored.
+
+`store: true` means: the completion and its input messages are committed before the
+response (or, when streamed, the `data: [DONE]` line) is sent, so that a GET right after a
+create always finds it. A stream that breaks, or a client that goes away mid-stream, leaves
+nothing stored: only a completion the client received whole is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chatkeep.backends.base import Backend, BackendRequest
+from chatkeep.errors import ChatkeepError
+from chatkeep.ids import CompletionIdGenerator, new_seed
+from chatkeep.protocol.requests import ParsedCreateRequest
+from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
+from chatkeep.protocol.sse import DONE_EVENT, encode_event
+from chatkeep.service.stored import build_stored_completion
+from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
+from chatkeep.store.base import CompletionStore, NewCompletion
+
+logger = logging.getLogger(__name__)
+
+
+class ModelRouter(Protocol):
+    """Finds the backend that answers a model name (raises `ModelNotFoundError`)."""
+
+    def backend_for(self, model: str) -> Backend: ...
+
+    def models(self) -> list[Model]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling, and the id of this HTTP request."""
+
+    project: str
+    request_id: str
+
+
+class CompletionCreator:
+    """Runs create calls against a backend, and stores what is asked to be stored."""
+
+    def __init__(self, store: CompletionStore, router: ModelRouter) -> None:
+        self._store = store
+        self._router = router
+        self._ids = CompletionIdGenerator()
+
+    def _backend_request(self, parsed: ParsedCreateRequest) -> tuple[Backend, BackendRequest]:
+        backend = self._router.backend_for(parsed.params.model)
+        completion_id, created_ms = self._ids.new_id()
+        request = BackendRequest(
+            params=parsed.params,
+            body=parsed.body,
+            completion_id=completion_id,
+            created=created_ms // 1000,
+            include_usage=True,
+        )
+        return backend, request
+
+    async def create_chat_completion(
+        self, parsed: ParsedCreateRequest, context: CallContext
+    ) -> ChatCompletion:
+        started = time.perf_counter()
+        backend, request = self._backend_request(parsed)
+        completion = await backend.create(request)
+        if parsed.params.store:
+            await self._store.insert(_new_completion(completion, parsed, context))
+        _log_completion(completion, backend, stream=False, started=started)
+        return completion
+
+    async def open_chat_completion_stream(
+        self, parsed: ParsedCreateRequest, context: CallContext
+    ) -> AsyncIterator[bytes]:
+        """Start a streamed create; errors before the first chunk are raised from here.
+
+        Returns the SSE byte frames to send, ending with `data: [DONE]` once the
+        completion (when asked for) is stored.
+        """
+        started = time.perf_counter()
+        backend, request = self._backend_request(parsed)
+        chunks = backend.stream(request)
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return self._relay(first, chunks, backend, parsed, context, started)
+
+    async def _relay(
+        self,
+        first: ChatCompletionChunk | None,
+        chunks: AsyncIterator[ChatCompletionChunk],
+        backend: Backend,
+        parsed: ParsedCreateRequest,
+        context: CallContext,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        client_wants_usage = _client_wants_usage(parsed.body)
+        accumulator = ChatCompletionAccumulator()
+        try:
+            chunk = first
+            while chunk is not None:
+                accumulator.add(chunk)
+                frame = _client_frame(chunk, client_wants_usage)
+                if frame is not None:
+                    yield frame
+                chunk = await anext(chunks, None)
+        except ChatkeepError as error:
+            # Headers are sent: the failure becomes an error event, then the stream ends.
+            logger.warning("stream broke after it began: %s", error.message)
+            yield encode_event(error.to_envelope())
+            return
+        finally:
+            await _close(chunks)
+        completion = accumulator.result()
+        if parsed.params.store:
+            await self._store.insert(_new_completion(completion, parsed, context))
+        _log_completion(completion, backend, stream=True, started=started)
+        yield DONE_EVENT
+
+
+async def _close(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _client_wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _client_frame(chunk: ChatCompletionChunk, client_wants_usage: bool) -> bytes | None:
+    """The SSE frame for the client; the usage the service asked for is hidden when unasked."""
+    if client_wants_usage:
+        return encode_event(chunk)
+    if not chunk["choices"] and chunk.get("usage") is not None:
+        return None
+    if "usage" in chunk:
+        chunk = {**chunk}
+        chunk.pop("usage")
+    return encode_event(chunk)
+
+
+def _new_completion(
+    completion: ChatCompletion, parsed: ParsedCreateRequest, context: CallContext
+) -> NewCompletion:
+    params = parsed.params
+    seed = params.seed if params.seed is not None else new_seed()
+    return NewCompletion(
+        id=completion["id"],
+        project=context.project,
+        model=completion["model"],
+        created=completion["created"],
+        completion=build_stored_completion(
+            completion, params, parsed.body, request_id=context.request_id, seed=seed
+        ),
+        metadata=dict(params.metadata or {}),
+        messages=parsed.body["messages"],
+    )
+
+
+def _log_completion(
+    completion: ChatCompletion, backend: Backend, *, stream: bool, started: float
+) -> None:
+    usage = completion.get("usage") or {}
+    logger.info(
+        "completion id=%s model=%s backend=%s stream=%s status=ok "
+        "prompt_tokens=%s completion_tokens=%s duration_ms=%.1f",
+        completion["id"],
+        completion["model"],
+        backend.name,
+        stream,
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        (time.perf_counter() - started) * 1000,
+    )

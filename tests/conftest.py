@@ -1,0 +1,100 @@
+"""Shared fixtures: an app per test on a real SQLite file, reached through the official
+`openai` client, in-process (async, over ASGI) and over a loopback socket (sync)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from chatkeep.config import Settings
+from chatkeep.http.app import create_app
+
+API_KEY = "sk-chatkeep-test"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'chatkeep.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, max_request_bytes=256 * 1024)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+class ThreadedServer:
+    """A uvicorn server for one app on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Starlette) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def base_url(app: Starlette) -> Iterator[str]:
+    with ThreadedServer(app) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(api_key=API_KEY, base_url=f"{base_url}/v1", max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(base_url: str) -> Iterator[httpx2.Client]:
+    """A plain HTTP client for what the SDK cannot send (malformed bodies, odd methods)."""
+    with httpx2.Client(base_url=base_url, headers={"authorization": f"Bearer {API_KEY}"}) as c:
+        yield c
+
+
+@pytest.fixture
+async def async_client(app: Starlette) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://chatkeep") as h:
+            yield openai.AsyncOpenAI(
+                api_key=API_KEY, base_url="http://chatkeep/v1", http_client=h, max_retries=0
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
