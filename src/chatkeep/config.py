@@ -7,12 +7,20 @@ the README lists every setting and a test keeps the two in step.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///chatkeep.db"
+
+
+def process_environment() -> Mapping[str, str]:
+    """The environment, for the variables a config file names (upstream API keys)."""
+    return os.environ
 
 
 class Settings(BaseSettings):
@@ -25,6 +33,13 @@ class Settings(BaseSettings):
         description=(
             "Where stored completions live: `sqlite:///relative/path.db`, "
             "`sqlite:////absolute/path.db`, or a `postgresql://` URL."
+        ),
+    )
+    config: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file declaring upstream model servers and which model names each serves; "
+            "without one, the echo model answers every name."
         ),
     )
     echo_models: Annotated[list[str], NoDecode] = Field(
@@ -62,9 +77,33 @@ class Settings(BaseSettings):
         description="Threads (each with its own connection) serving reads of the SQLite store.",
     )
 
+    postgres_pool_min: int = Field(
+        default=1, ge=0, le=1000, description="PostgreSQL connections kept open."
+    )
+    postgres_pool_max: int = Field(
+        default=10,
+        ge=2,
+        le=1000,
+        description="Most PostgreSQL connections; at most half of them commit inserts.",
+    )
+    postgres_command_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a PostgreSQL call may wait for a connection and then for its statement "
+            "before the request answers 503."
+        ),
+    )
+
     @field_validator("echo_models", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Self:
+        if self.postgres_pool_min > self.postgres_pool_max:
+            raise ValueError("postgres_pool_min must not exceed postgres_pool_max")
+        return self

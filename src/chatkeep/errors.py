@@ -9,7 +9,10 @@
     │   └── ModelNotFoundError         404 invalid_request_error, code model_not_found
     ├── MethodNotAllowedError          405 invalid_request_error
     ├── RateLimitError                 429 rate_limit_error
+    ├── UpstreamRejectedError          4xx as the upstream answered (its own status and error)
     ├── UpstreamError                  502 upstream_error (a model server failed us)
+    │   ├── UpstreamMalformedError     502, its 2xx answer was no chat completion
+    │   └── UpstreamStreamBroken       502, failed after streaming began (sent as an event)
     ├── StoreUnavailableError          503 service_unavailable_error (the database is unreachable)
     └── UpstreamTimeoutError           504 upstream_error (a model server did not answer in time)
 
@@ -19,6 +22,8 @@ Service code raises these; `to_envelope` is the single place that turns one into
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -36,13 +41,13 @@ class ChatkeepError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
     def to_envelope(self) -> dict[str, Any]:
         return {
@@ -132,3 +137,64 @@ def not_found(completion_id: str) -> NotFoundError:
         param="completion_id",
         code=None,
     )
+
+
+# 4xx statuses the SDKs retry by default (timeout, conflict, rate limit): left to them.
+_RETRYABLE_4XX = frozenset({408, 409, 429})
+
+
+class UpstreamRejectedError(ChatkeepError):
+    """An upstream answered 4xx: the client gets that status and the upstream's error.
+
+    Raised as `rejected_class(status)(...)`, the subclass that carries the status.
+    """
+
+    status_code: ClassVar[int] = 400
+    error_type: ClassVar[str] = "invalid_request_error"
+    should_retry: ClassVar[bool | None] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, headers=headers)
+        self.upstream_type = error_type
+
+    def to_envelope(self) -> dict[str, Any]:
+        envelope = super().to_envelope()
+        if self.upstream_type:
+            envelope["error"]["type"] = self.upstream_type
+        return envelope
+
+
+@functools.cache
+def rejected_class(status: int) -> type[UpstreamRejectedError]:
+    """The `UpstreamRejectedError` subclass whose `status_code` is `status`."""
+    retry = None if status in _RETRYABLE_4XX else False
+    kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+
+    class _Rejected(UpstreamRejectedError):
+        status_code = status
+        error_type = kind
+        should_retry = retry
+
+    _Rejected.__name__ = _Rejected.__qualname__ = f"UpstreamRejected{status}Error"
+    return _Rejected
+
+
+class UpstreamMalformedError(UpstreamError):
+    """A 2xx answer that is not a chat completion (or stream of chunks); retrying won't fix it."""
+
+    should_retry = False
+
+
+class UpstreamStreamBroken(UpstreamError):
+    """The upstream stream failed after its first chunk was relayed.
+
+    The service catches it while relaying and sends `to_envelope()` as an error event.
+    """

@@ -49,7 +49,9 @@ class CompletionIdGenerator:
             if candidate <= self._last:
                 candidate = self._last + 1
             self._last = candidate
-        return COMPLETION_PREFIX + _base62(candidate, COMPLETION_BODY_LENGTH), candidate >> _RANDOM_BITS
+        return COMPLETION_PREFIX + _base62(
+            candidate, COMPLETION_BODY_LENGTH
+        ), candidate >> _RANDOM_BITS
 
 
 def is_completion_id(value: str) -> bool:

@@ -18,9 +18,22 @@ BAD_CREATES: list[tuple[dict[str, Any], str | None]] = [
     ({"messages": [{"content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user"}]}, "messages[0].content"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
-    ({"messages": [{"role": "user", "content": [{"type": "video", "x": 1}]}]}, "messages[0].content[0].type"),
-    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
-    ({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}, "messages[0].content[0].type"),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "video", "x": 1}]}]},
+        "messages[0].content[0].type",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        "messages[0].content[0].text",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}
+            ]
+        },
+        "messages[0].content[0].type",
+    ),
     ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
     ({"messages": [{"role": "assistant"}]}, "messages[0].content"),
     ({"messages": "hello"}, "messages"),
@@ -54,7 +67,10 @@ BAD_CREATES: list[tuple[dict[str, Any], str | None]] = [
     ({"metadata": {"k": "v" * 513}}, "metadata.k"),
     ({"metadata": {"k": 1}}, "metadata.k"),
     ({"metadata": "tag"}, "metadata"),
-    ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools[0].function.name"),
+    (
+        {"tools": [{"type": "function", "function": {"name": "bad name!"}}]},
+        "tools[0].function.name",
+    ),
     ({"tools": [{"type": "function"}]}, "tools[0].function"),
     ({"tools": [{"type": "plugin", "plugin": {}}]}, "tools[0].type"),
     ({"tools": [TOOL], "tool_choice": "sometimes"}, "tool_choice"),
@@ -67,7 +83,9 @@ BAD_CREATES: list[tuple[dict[str, Any], str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "param"), BAD_CREATES, ids=[p or "none" for _, p in BAD_CREATES])
+@pytest.mark.parametrize(
+    ("kwargs", "param"), BAD_CREATES, ids=[p or "none" for _, p in BAD_CREATES]
+)
 def test_bad_create_is_a_400_naming_the_param(
     client: openai.OpenAI, kwargs: dict[str, Any], param: str | None
 ) -> None:
@@ -95,9 +113,7 @@ def test_missing_required_fields(http: httpx2.Client) -> None:
         assert error["param"] == param and error["code"] == "missing_required_parameter"
 
 
-@pytest.mark.parametrize(
-    "content", [b"{not json", b"", b"[1, 2]", b"\"text\"", b'{"model": NaN}']
-)
+@pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b'"text"', b'{"model": NaN}'])
 def test_malformed_or_non_object_bodies(http: httpx2.Client, content: bytes) -> None:
     response = http.post(
         "/v1/chat/completions", content=content, headers={"content-type": "application/json"}
@@ -108,7 +124,9 @@ def test_malformed_or_non_object_bodies(http: httpx2.Client, content: bytes) -> 
 
 def test_over_large_body_is_413(http: httpx2.Client) -> None:
     huge = "x" * (300 * 1024)  # the test settings allow 256 KiB
-    response = http.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": huge}]})
+    response = http.post(
+        "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": huge}]}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "invalid_request_error"
 
@@ -124,13 +142,17 @@ def test_unknown_route_and_wrong_method_use_the_envelope(http: httpx2.Client) ->
     assert wrong.headers["content-type"] == "application/json"
 
 
-def test_update_without_metadata_is_missing_parameter(client: openai.OpenAI, http: httpx2.Client) -> None:
+def test_update_without_metadata_is_missing_parameter(
+    client: openai.OpenAI, http: httpx2.Client
+) -> None:
     completion = client.chat.completions.create(model="m", messages=OK, store=True)
     response = http.post(f"/v1/chat/completions/{completion.id}", json={})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "metadata"
     assert response.json()["error"]["code"] == "missing_required_parameter"
-    unknown = http.post(f"/v1/chat/completions/{completion.id}", json={"metadata": {}, "model": "x"})
+    unknown = http.post(
+        f"/v1/chat/completions/{completion.id}", json={"metadata": {}, "model": "x"}
+    )
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "model"
 
 

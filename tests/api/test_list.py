@@ -41,7 +41,13 @@ def test_list_items_have_the_retrieve_shape(client: openai.OpenAI, http: httpx2.
 
 def test_empty_list_has_null_ids(http: httpx2.Client) -> None:
     page = http.get("/v1/chat/completions").json()
-    assert page == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+    assert page == {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
 
 
 def test_model_and_metadata_filters(client: openai.OpenAI, http: httpx2.Client) -> None:
@@ -117,4 +123,3 @@ async def test_async_paging(async_client: openai.AsyncOpenAI) -> None:
         created.append(c.id)
     seen = [c.id async for c in async_client.chat.completions.list(limit=10, order="desc")]
     assert seen == created[::-1]
-

@@ -22,7 +22,10 @@ ECHO_FIELDS = {
 
 def _create(client: openai.OpenAI, **kwargs: object) -> tuple[str, str]:
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=CONVERSATION, store=True, **kwargs  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=CONVERSATION,
+        store=True,
+        **kwargs,  # type: ignore[arg-type]
     )
     return raw.parse().id, raw.headers["x-request-id"]
 
@@ -70,7 +73,7 @@ def test_streamed_store_is_retrievable_right_after_done(client: openai.OpenAI) -
     stream = client.chat.completions.create(
         model="m", messages=CONVERSATION, stream=True, store=True, metadata={"s": "1"}
     )
-    completion_id = [chunk.id for chunk in stream][0]
+    (completion_id,) = {chunk.id for chunk in stream}  # reads the stream to its end
     stored = client.chat.completions.retrieve(completion_id)
     assert stored.choices[0].message.content == "write a haiku about ai"
     assert stored.usage is not None and stored.usage.completion_tokens > 0

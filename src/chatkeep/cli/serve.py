@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 import uvicorn
 
+from chatkeep.backends.routing import ConfigError
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.http.app import create_app
 
@@ -22,21 +24,36 @@ logger = logging.getLogger("chatkeep")
     help="sqlite:///file.db or postgresql://... [CHATKEEP_DATABASE_URL; sqlite:///chatkeep.db].",
 )
 @click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of upstream model servers [CHATKEEP_CONFIG; none: echo model only].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default=None,
     help="Logging level [CHATKEEP_LOG_LEVEL; info].",
 )
-def serve(host: str | None, port: int | None, database_url: str | None, log_level: str | None) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    config: Path | None,
+    log_level: str | None,
+) -> None:
     """Start the server (SQLite file and the echo model by default)."""
     settings = settings_from_flags(
-        host=host, port=port, database_url=database_url, log_level=log_level
+        host=host, port=port, database_url=database_url, config=config, log_level=log_level
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (ConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
     logger.info(
         "chatkeep serving on http://%s:%d with store %s",
         settings.host,

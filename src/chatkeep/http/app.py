@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from chatkeep.backends.routing import build_router
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.http.middleware import RequestIdMiddleware
@@ -24,6 +25,7 @@ from chatkeep.service.access import Authenticator, OpenAccess
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
+from chatkeep.store.factory import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,6 @@ def create_app(
     authenticator: Authenticator | None = None,
 ) -> Starlette:
     """Build the ASGI app. The store is opened and closed by the app's lifespan."""
-    from chatkeep.backends.routing import build_router
-    from chatkeep.store.factory import open_store
-
     store = store if store is not None else open_store(settings)
     router = router if router is not None else build_router(settings)
     state = AppState(
@@ -53,6 +52,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.store.open()
+        await state.router.start()
         try:
             yield
         finally:

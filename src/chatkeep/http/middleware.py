@@ -20,7 +20,9 @@ from chatkeep.protocol.codec import encode_json
 logger = logging.getLogger(__name__)
 
 OPENAI_VERSION = b"2020-10-01"
-UNEXPECTED = ChatkeepError("The server had an error while processing your request. Sorry about that!")
+UNEXPECTED = ChatkeepError(
+    "The server had an error while processing your request. Sorry about that!"
+)
 
 
 class RequestIdMiddleware:

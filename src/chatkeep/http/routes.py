@@ -11,8 +11,8 @@ from chatkeep.http.responses import OpenAIJSONResponse
 from chatkeep.http.state import AppState
 from chatkeep.protocol.queries import parse_list_query, parse_messages_query
 from chatkeep.protocol.requests import parse_create_request, parse_update_request
-from chatkeep.service.completions import CallContext
 from chatkeep.service import models as model_catalog
+from chatkeep.service.completions import CallContext
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -109,7 +109,9 @@ async def list_models(request: Request) -> Response:
 async def retrieve_model(request: Request) -> Response:
     state = _state(request)
     await _context(request, state)
-    return OpenAIJSONResponse(model_catalog.retrieve_model(state.router, request.path_params["model"]))
+    return OpenAIJSONResponse(
+        model_catalog.retrieve_model(state.router, request.path_params["model"])
+    )
 
 
 async def health(request: Request) -> Response:

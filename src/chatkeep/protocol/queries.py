@@ -124,6 +124,8 @@ def parse_messages_query(completion_id: str, params: Iterable[tuple[str, str]]) 
         elif key == "after":
             parsed = parse_message_id(value)
             if parsed is None or parsed[0] != completion_id:
-                raise _invalid_after(value, f"a message id of this completion ('{completion_id}-N')")
+                raise _invalid_after(
+                    value, f"a message id of this completion ('{completion_id}-N')"
+                )
             after = parsed[1]
     return MessagesQuery(limit=limit, order=order, after=after)

@@ -34,6 +34,8 @@ class ModelRouter(Protocol):
 
     def models(self) -> list[Model]: ...
 
+    async def start(self) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -61,7 +63,8 @@ class CompletionCreator:
             body=parsed.body,
             completion_id=completion_id,
             created=created_ms // 1000,
-            include_usage=True,
+            # A stored completion needs its usage even when the client did not ask for it.
+            include_usage=bool(parsed.params.store) or _client_wants_usage(parsed.body),
         )
         return backend, request
 
@@ -92,7 +95,7 @@ class CompletionCreator:
         except StopAsyncIteration:
             first = None
         except BaseException:
-            await chunks.aclose()
+            await _close(chunks)
             raise
         return self._relay(first, chunks, backend, parsed, context, started)
 
@@ -173,7 +176,7 @@ def _new_completion(
 def _log_completion(
     completion: ChatCompletion, backend: Backend, *, stream: bool, started: float
 ) -> None:
-    usage = completion.get("usage") or {}
+    usage = completion.get("usage")
     logger.info(
         "completion id=%s model=%s backend=%s stream=%s status=ok "
         "prompt_tokens=%s completion_tokens=%s duration_ms=%.1f",
@@ -181,7 +184,7 @@ def _log_completion(
         completion["model"],
         backend.name,
         stream,
-        usage.get("prompt_tokens"),
-        usage.get("completion_tokens"),
+        usage["prompt_tokens"] if usage else None,
+        usage["completion_tokens"] if usage else None,
         (time.perf_counter() - started) * 1000,
     )

@@ -70,7 +70,9 @@ def _stored_choice(choice: Any) -> dict[str, Any]:
     }
 
 
-def store_message(completion_id: str, index: int, message: dict[str, Any]) -> ChatCompletionStoreMessage:
+def store_message(
+    completion_id: str, index: int, message: dict[str, Any]
+) -> ChatCompletionStoreMessage:
     """One input message as the messages endpoint shows it."""
     content = message.get("content")
     parts: list[dict[str, Any]] | None = None

@@ -53,13 +53,6 @@ class CompletionStore(Protocol):
         """The stored object with its current `metadata`, or None."""
         ...
 
-    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
-        """Up to `query.limit + 1` stored objects in id order after the cursor.
-
-        The extra item tells the caller that there is a next page.
-        """
-        ...
-
     async def update_metadata(
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any] | None:
@@ -72,4 +65,12 @@ class CompletionStore(Protocol):
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
         """The input messages of a stored completion, in request order, or None if absent."""
+        ...
+
+    # Last in the class: the name `list` shadows the builtin for annotations below it.
+    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        """Up to `query.limit + 1` stored objects in id order after the cursor.
+
+        The extra item tells the caller that there is a next page.
+        """
         ...

@@ -1,0 +1,331 @@
+"""The upstream backend: relays chat completions to an OpenAI-compatible server.
+
+One aiohttp session (one connection pool) per upstream, opened lazily inside the running
+loop. The client's body is forwarded as sent, vendor fields included, minus `store` and
+`metadata` unless the upstream takes them; faults become chatkeep errors (the table is in
+docs/upstreams.md). Streams are decoded by `SSEDecoder` and relayed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+
+from chatkeep import __version__
+from chatkeep.backends.base import BackendRequest
+from chatkeep.errors import (
+    ChatkeepError,
+    UpstreamError,
+    UpstreamMalformedError,
+    UpstreamStreamBroken,
+    UpstreamTimeoutError,
+    rejected_class,
+)
+from chatkeep.protocol.codec import encode_json
+from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
+from chatkeep.protocol.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from chatkeep.backends.routing import UpstreamConfig
+
+logger = logging.getLogger(__name__)
+
+# Request fields that are chatkeep's business; forwarded only with `forward_store = true`.
+CHATKEEP_FIELDS = frozenset({"store", "metadata"})
+# Headers of an upstream's error answer that the client should see too.
+_RELAYED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
+_DRAIN_SECONDS = 1.0
+_MESSAGE_LIMIT = 1000
+
+
+def _loads(raw: bytes) -> Any:
+    """Decode JSON; the standard library only for what orjson refuses (integers over 64 bits)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def _error_fields(raw: bytes) -> dict[str, Any]:
+    """The error object of an upstream's error body, whatever envelope it uses."""
+    try:
+        body = _loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return {"message": error}
+    return error if isinstance(error, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _relayed_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    return {name: headers[name] for name in _RELAYED_HEADERS if name in headers}
+
+
+class UpstreamBackend:
+    """A `Backend` that answers by relaying to one OpenAI-compatible upstream.
+
+    `upstream_model` maps a client's model name to the upstream's (a rename), or to None for
+    names this backend does not serve; without it every name is served unchanged.
+    `listed_models` are the names shown on `GET /v1/models`. `api_key` is sent as a bearer
+    token; it is kept only in the session's headers, and never logged.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: UpstreamConfig,
+        *,
+        api_key: str | None = None,
+        upstream_model: Callable[[str], str | None] | None = None,
+        listed_models: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._url = f"{config.base_url}/chat/completions"
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"chatkeep/{__version__}",
+        }
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._upstream_model = upstream_model or (lambda model: model)
+        self._listed = list(listed_models)
+        self._created = int(time.time())
+        self._client: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"UpstreamBackend({self.name!r}, {self.config.base_url!r})"
+
+    def serves(self, model: str) -> bool:
+        return self._upstream_model(model) is not None
+
+    def models(self) -> list[Model]:
+        return [
+            {"id": model, "object": "model", "created": self._created, "owned_by": self.name}
+            for model in self._listed
+        ]
+
+    async def start(self) -> None:
+        """Open the connection pool now rather than on the first request."""
+        self._session()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            config = self.config
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(
+                    total=config.total_timeout,
+                    sock_connect=config.connect_timeout,
+                    sock_read=config.read_timeout,
+                ),
+                headers=self._headers,
+                raise_for_status=False,
+            )
+        return self._client
+
+    def forwarded_body(self, request: BackendRequest, *, stream: bool) -> dict[str, Any]:
+        """The body sent upstream: the client's, renamed model, chatkeep's fields removed."""
+        source = request.body
+        if self.config.forward_store or CHATKEEP_FIELDS.isdisjoint(source):
+            body = dict(source)
+        else:
+            body = {key: value for key, value in source.items() if key not in CHATKEEP_FIELDS}
+        model = body.get("model")
+        if isinstance(model, str):
+            renamed = self._upstream_model(model)
+            if renamed is not None and renamed != model:
+                body["model"] = renamed
+        if stream:
+            body["stream"] = True
+            if request.include_usage:
+                options = body.get("stream_options")
+                options = dict(options) if isinstance(options, dict) else {}
+                options["include_usage"] = True
+                body["stream_options"] = options
+        elif body.get("stream"):
+            body["stream"] = False
+        return body
+
+    async def create(self, request: BackendRequest) -> ChatCompletion:
+        data = encode_json(self.forwarded_body(request, stream=False))
+        with self._faults(started=False):
+            async with self._session().post(
+                self._url, data=data, allow_redirects=False
+            ) as response:
+                if response.status >= 400:
+                    raise self._status_error(response.status, await response.read(), response)
+                raw = await response.read()
+        try:
+            completion = _loads(raw)
+        except (ValueError, RecursionError):
+            raise self._malformed("a body that is not JSON", started=False) from None
+        if not isinstance(completion, dict):
+            raise self._malformed("a body that is not a JSON object", started=False)
+        if not isinstance(completion.get("choices"), list):
+            if "error" in completion:
+                raise self._error_event(completion["error"], started=False)
+            raise self._malformed("an object without `choices`", started=False)
+        self._stamp(completion, request, "chat.completion")
+        return cast(ChatCompletion, completion)
+
+    async def stream(self, request: BackendRequest) -> AsyncIterator[ChatCompletionChunk]:
+        data = encode_json(self.forwarded_body(request, stream=True))
+        with self._faults(started=False):
+            response = await self._session().post(self._url, data=data, allow_redirects=False)
+        reusable = False
+        try:
+            if response.status >= 400:
+                with self._faults(started=False):
+                    raw = await response.read()
+                raise self._status_error(response.status, raw, response)
+            if response.content_type == "application/json":
+                raise self._malformed("a JSON body to a streamed request", started=False)
+            decoder = SSEDecoder()
+            started = False
+            while True:
+                with self._faults(started=started):
+                    data = await response.content.readany()
+                if not data:
+                    raise self._failure(
+                        "ended its stream before [DONE]", "upstream_stream_broken", started
+                    )
+                for event in decoder.feed(data):
+                    if event.startswith(b"[DONE]"):
+                        reusable = await self._drain(response)
+                        return
+                    yield self._chunk(event, request, started)
+                    started = True
+        finally:
+            # Closing (not releasing) a connection mid-stream is what tells the upstream
+            # to stop generating when the client went away.
+            if reusable:
+                response.release()
+            else:
+                response.close()
+
+    def _chunk(self, event: bytes, request: BackendRequest, started: bool) -> ChatCompletionChunk:
+        try:
+            chunk = _loads(event)
+        except (ValueError, RecursionError):
+            raise self._malformed("a stream event that is not JSON", started) from None
+        if not isinstance(chunk, dict):
+            raise self._malformed("a stream event that is not a JSON object", started)
+        if "error" in chunk:
+            raise self._error_event(chunk["error"], started)
+        if not isinstance(chunk.get("choices"), list):
+            raise self._malformed("a stream chunk without `choices`", started)
+        self._stamp(chunk, request, "chat.completion.chunk")
+        return cast(ChatCompletionChunk, chunk)
+
+    @staticmethod
+    def _stamp(value: dict[str, Any], request: BackendRequest, kind: str) -> None:
+        # chatkeep's id and time replace the upstream's; `model` stays the upstream's.
+        value["id"] = request.completion_id
+        value["created"] = request.created
+        if "object" not in value:
+            value["object"] = kind
+        if not value.get("model"):
+            value["model"] = request.body.get("model", "")
+
+    @staticmethod
+    async def _drain(response: aiohttp.ClientResponse) -> bool:
+        """Read to the end after `[DONE]`, so the connection can go back to the pool."""
+        content = response.content
+        try:
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while await content.readany():
+                    pass
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+        return True
+
+    @contextmanager
+    def _faults(self, *, started: bool) -> Iterator[None]:
+        """Turn transport failures into chatkeep errors (never by matching on their text)."""
+        try:
+            yield
+        except TimeoutError as exc:
+            config = self.config
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                what = f"did not accept a connection within {config.connect_timeout:g} s"
+            elif isinstance(exc, aiohttp.SocketTimeoutError):
+                what = f"sent nothing for {config.read_timeout:g} s"
+            else:
+                what = f"did not finish within {config.total_timeout or 0:g} s"
+            raise self._failure(what, "upstream_timeout", started, UpstreamTimeoutError) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                what = "could not be reached"
+            elif isinstance(exc, aiohttp.ClientPayloadError):
+                what = "broke off its answer"
+            else:
+                what = "dropped the connection"
+            code = "upstream_stream_broken" if started else "upstream_connection_error"
+            raise self._failure(what, code, started, detail=exc) from exc
+
+    def _failure(
+        self,
+        what: str,
+        code: str,
+        started: bool,
+        before: type[ChatkeepError] = UpstreamError,
+        detail: object = None,
+    ) -> ChatkeepError:
+        """The error for a failure: `before` until a chunk was relayed, a broken stream after."""
+        message = f"Upstream '{self.name}' {what}."
+        logger.warning("%s%s", message, f" ({detail!r})" if detail is not None else "")
+        return (UpstreamStreamBroken if started else before)(message, code=code)
+
+    def _malformed(self, what: str, started: bool) -> ChatkeepError:
+        code = "upstream_malformed_response"
+        return self._failure(f"sent {what}", code, started, UpstreamMalformedError)
+
+    def _error_event(self, error: Any, started: bool) -> ChatkeepError:
+        fields = error if isinstance(error, dict) else {"message": error}
+        message = (_text(fields.get("message")) or "no message")[:_MESSAGE_LIMIT]
+        code = _text(fields.get("code")) or "upstream_error"
+        return self._failure(f"reported an error: {message}", code, started)
+
+    def _status_error(
+        self, status: int, raw: bytes, response: aiohttp.ClientResponse
+    ) -> ChatkeepError:
+        fields = _error_fields(raw)
+        message = _text(fields.get("message")) or raw[:_MESSAGE_LIMIT].decode("utf-8", "replace")
+        message = message[:_MESSAGE_LIMIT] or f"HTTP {status}"
+        headers = _relayed_headers(response.headers)
+        logger.warning("upstream %s answered %d: %s", self.name, status, message)
+        if status < 500:
+            return rejected_class(status)(
+                message,
+                error_type=_text(fields.get("type")),
+                param=_text(fields.get("param")),
+                code=_text(fields.get("code")),
+                headers=headers,
+            )
+        return UpstreamError(
+            f"Upstream '{self.name}' answered HTTP {status}: {message}",
+            code="upstream_server_error",
+            headers=headers,
+        )

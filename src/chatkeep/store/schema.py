@@ -1,0 +1,285 @@
+"""The storage schema both engines share: named migrations, the errors of a mismatched or
+violated schema, JSON in and out of the stored columns, and the read SQL common to both.
+
+Migrations are applied in list order and recorded by name in `chatkeep_migrations`. A blank
+database gets all of them on `open()`; an older one is refused until `chatkeep db upgrade`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from chatkeep.errors import ChatkeepError
+from chatkeep.protocol.codec import encode_json
+from chatkeep.protocol.queries import ListQuery
+
+Engine = Literal["sqlite", "postgres"]
+UPGRADE_COMMAND = "chatkeep db upgrade"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One named step of the schema, as the statements each engine runs for it."""
+
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+    def statements(self, engine: Engine) -> tuple[str, ...]:
+        return self.sqlite if engine == "sqlite" else self.postgres
+
+
+# The bookkeeping table exists before any migration runs, so it is not one of them.
+MIGRATIONS_TABLE: dict[Engine, str] = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS chatkeep_migrations (name TEXT PRIMARY KEY, "
+        "applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))"
+    ),
+    "postgres": (
+        "CREATE TABLE IF NOT EXISTS chatkeep_migrations (name text PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now())"
+    ),
+}
+
+# The stored object stays raw JSON text; filters read real columns. On PostgreSQL the JSON
+# columns are `json`, not `jsonb`: `json` keeps the text as sent (key order, big integers,
+# `\u0000` in strings), and no filter needs to look inside it. Text keys use COLLATE "C"
+# so that ids order by bytes, as in SQLite, which is what the list cursor relies on.
+_COMPLETIONS = Migration(
+    name="0001_completions",
+    sqlite=(
+        """CREATE TABLE completions (
+            project TEXT NOT NULL,
+            id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            completion TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            messages TEXT NOT NULL,
+            PRIMARY KEY (project, id)
+        )""",
+    ),
+    postgres=(
+        """CREATE TABLE completions (
+            project text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            model text COLLATE "C" NOT NULL,
+            created bigint NOT NULL,
+            completion json NOT NULL,
+            metadata json NOT NULL DEFAULT '{}',
+            messages json NOT NULL,
+            PRIMARY KEY (project, id)
+        )""",
+    ),
+)
+
+# One row per metadata pair, in a B-tree ordered (project, key, value, completion_id): a
+# `metadata[k]=v` page is an ordered index walk from the cursor that stops at limit+1, on
+# both engines. (A GIN index on a JSONB column could only feed a bitmap scan plus a sort of
+# every match, which grows with the matches, not the page.) `completions_created` lets old
+# completions be purged in batches (`DELETE ... WHERE (project, id) IN (SELECT ... WHERE
+# created < $1 LIMIT n)`) without rewriting the table. Range partitioning by time was not
+# chosen: the key would have to include the partition column, and the cascade from
+# completion_metadata would have to follow the partitions, for a scale we do not need yet.
+_FILTERS = Migration(
+    name="0002_filter_indexes",
+    sqlite=(
+        """CREATE TABLE completion_metadata (
+            project TEXT NOT NULL,
+            completion_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (project, completion_id, key),
+            FOREIGN KEY (project, completion_id)
+                REFERENCES completions (project, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        """INSERT INTO completion_metadata (project, completion_id, key, value)
+            SELECT c.project, c.id, m.key, m.value
+            FROM completions AS c, json_each(c.metadata) AS m""",
+        "CREATE INDEX completion_metadata_filter "
+        "ON completion_metadata (project, key, value, completion_id)",
+        "CREATE INDEX completions_model ON completions (project, model, id)",
+        "CREATE INDEX completions_created ON completions (created)",
+    ),
+    postgres=(
+        """CREATE TABLE completion_metadata (
+            project text COLLATE "C" NOT NULL,
+            completion_id text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            value text COLLATE "C" NOT NULL,
+            PRIMARY KEY (project, completion_id, key),
+            FOREIGN KEY (project, completion_id)
+                REFERENCES completions (project, id) ON DELETE CASCADE
+        )""",
+        """INSERT INTO completion_metadata (project, completion_id, key, value)
+            SELECT c.project, c.id, m.key, m.value
+            FROM completions AS c, json_each_text(c.metadata) AS m""",
+        "CREATE INDEX completion_metadata_filter "
+        "ON completion_metadata (project, key, value, completion_id)",
+        "CREATE INDEX completions_model ON completions (project, model, id)",
+        "CREATE INDEX completions_created ON completions (created)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS)
+
+
+class SchemaError(ChatkeepError):
+    """The database's schema is not the one this version of chatkeep works with."""
+
+
+class SchemaBehindError(SchemaError):
+    """The database has an older schema; `chatkeep db upgrade` brings it up to date."""
+
+    def __init__(self, pending: Sequence[str]) -> None:
+        self.pending = list(pending)
+        count = f"{len(self.pending)} migration{'s' if len(self.pending) != 1 else ''}"
+        super().__init__(
+            f"The database schema is older than this version of chatkeep ({count} pending: "
+            f"{', '.join(self.pending)}). Back up the database, then run `{UPGRADE_COMMAND}`."
+        )
+
+
+class SchemaAheadError(SchemaError):
+    """The database was migrated by a newer chatkeep than this one."""
+
+    def __init__(self, unknown: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        super().__init__(
+            "The database schema is newer than this version of chatkeep (unknown migrations: "
+            f"{', '.join(self.unknown)}). Upgrade chatkeep to use this database."
+        )
+
+
+class CompletionExistsError(ChatkeepError):
+    """A completion with this id is already stored in this project (ids are minted by us,
+    so this is a server fault, not a client's)."""
+
+    def __init__(self, completion_id: str) -> None:
+        super().__init__(f"A chat completion with id '{completion_id}' is already stored.")
+
+
+MigrationPlan = Callable[[Sequence[str]], list[Migration]]
+
+
+def _check_known(applied: Sequence[str]) -> None:
+    known = {m.name for m in MIGRATIONS}
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        raise SchemaAheadError(unknown)
+
+
+def plan_open(applied: Sequence[str]) -> list[Migration]:
+    """What `open()` applies: everything on a blank database, nothing otherwise.
+
+    Raises `SchemaBehindError` when an older schema has pending migrations, because an
+    upgrade of a database that holds data is an operator's decision (backups first).
+    """
+    _check_known(applied)
+    if not applied:
+        return list(MIGRATIONS)
+    pending = [m.name for m in MIGRATIONS if m.name not in applied]
+    if pending:
+        raise SchemaBehindError(pending)
+    return []
+
+
+def plan_upgrade(through: str | None = None) -> MigrationPlan:
+    """A plan applying the pending migrations in order, up to and including `through`."""
+    names = [m.name for m in MIGRATIONS]
+    if through is not None and through not in names:
+        raise ValueError(f"Unknown migration {through!r}; known: {', '.join(names)}")
+    last = names.index(through) if through is not None else len(names) - 1
+
+    def plan(applied: Sequence[str]) -> list[Migration]:
+        _check_known(applied)
+        return [m for m in MIGRATIONS[: last + 1] if m.name not in applied]
+
+    return plan
+
+
+def pending_names(applied: Sequence[str]) -> list[str]:
+    _check_known(applied)
+    return [m.name for m in MIGRATIONS if m.name not in applied]
+
+
+def dump_json(value: Any) -> str:
+    """JSON text for a stored column (via the wire codec, which takes any integer)."""
+    return encode_json(value).decode()
+
+
+def load_json(text: str) -> Any:
+    # orjson keeps every integer in [-2**63, 2**64) exact (int64 seeds included); larger
+    # ones come back as floats, just as they do from a request body.
+    return orjson.loads(text)
+
+
+def stored_object(completion: str, metadata: str) -> dict[str, Any]:
+    """The stored object as served: the completion with its current metadata map."""
+    obj: dict[str, Any] = load_json(completion)
+    obj["metadata"] = load_json(metadata)
+    return obj
+
+
+# Read SQL written once with PostgreSQL's `$n` placeholders; `for_sqlite` turns them into
+# SQLite's numbered `?n` (a bare `$n` would be a *named* parameter in SQLite).
+GET_SQL = "SELECT completion, metadata FROM completions WHERE project = $1 AND id = $2"
+MESSAGES_SQL = "SELECT messages FROM completions WHERE project = $1 AND id = $2"
+DELETE_SQL = "DELETE FROM completions WHERE project = $1 AND id = $2 RETURNING id"
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def for_sqlite(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
+    """The page query of `list`, in `$n` form, and its parameters.
+
+    With metadata filters the first pair drives: its index is walked in id order from the
+    cursor, and each further pair is a primary-key probe. Without them, the primary key
+    (or the model index) is walked. Either way the walk stops after `limit + 1` rows.
+    """
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    pairs = list(query.metadata.items())
+    joins, where = [], []
+    if pairs:
+        key, value = pairs[0]
+        order_column = "m0.completion_id"
+        source = (
+            "completion_metadata AS m0 JOIN completions AS c "
+            "ON c.project = m0.project AND c.id = m0.completion_id"
+        )
+        where += [f"m0.project = {param(project)}", f"m0.key = {param(key)}"]
+        where.append(f"m0.value = {param(value)}")
+        for n, (key, value) in enumerate(pairs[1:], start=1):
+            joins.append(
+                f"JOIN completion_metadata AS m{n} ON m{n}.project = m0.project "
+                f"AND m{n}.completion_id = m0.completion_id "
+                f"AND m{n}.key = {param(key)} AND m{n}.value = {param(value)}"
+            )
+    else:
+        order_column = "c.id"
+        source = "completions AS c"
+        where.append(f"c.project = {param(project)}")
+    if query.model is not None:
+        where.append(f"c.model = {param(query.model)}")
+    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
+    if query.after is not None:
+        where.append(f"{order_column} {compare} {param(query.after)}")
+    sql = (
+        f"SELECT c.completion, c.metadata FROM {source} {' '.join(joins)} "
+        f"WHERE {' AND '.join(where)} "
+        f"ORDER BY {order_column} {direction} LIMIT {param(query.limit + 1)}"
+    )
+    return sql, params

@@ -1,0 +1,405 @@
+"""The embedded SQLite store: one writer thread with group commit, a small pool of readers.
+
+Every write goes through the writer thread, which commits whatever has queued up in one
+transaction and only then resolves the waiting futures: one fsync-free WAL append per batch
+instead of per completion, and "acknowledged" always means "committed". Reads run on their
+own connections in a few threads; WAL lets them proceed while the writer commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from chatkeep.errors import StoreUnavailableError
+from chatkeep.protocol.queries import ListQuery
+from chatkeep.store.base import NewCompletion
+from chatkeep.store.schema import (
+    DELETE_SQL,
+    GET_SQL,
+    MESSAGES_SQL,
+    MIGRATIONS_TABLE,
+    CompletionExistsError,
+    MigrationPlan,
+    dump_json,
+    for_sqlite,
+    list_sql,
+    load_json,
+    pending_names,
+    plan_open,
+    plan_upgrade,
+    stored_object,
+)
+
+T = TypeVar("T")
+WriteOp = Callable[[sqlite3.Connection], Any]
+# (succeeded, result or exception) for one queued write.
+Outcome = tuple[bool, Any]
+
+_GET, _MESSAGES, _DELETE = for_sqlite(GET_SQL), for_sqlite(MESSAGES_SQL), for_sqlite(DELETE_SQL)
+_INSERT = (
+    "INSERT INTO completions (project, id, model, created, completion, metadata, messages) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_PAIR = (
+    "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
+)
+_UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ? RETURNING completion"
+_CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = ? AND completion_id = ?"
+
+
+def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    # Autocommit mode: transactions are begun and ended explicitly, never implicitly.
+    # Connections are handed between threads (opened in one, closed in another), never shared.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def _prepare_writer(conn: sqlite3.Connection, synchronous: str) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")  # persistent: a no-op after the first time
+    # NORMAL in WAL mode writes each commit to the WAL before returning, so a killed
+    # process loses nothing acknowledged; FULL also fsyncs, for power loss.
+    conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _applied(conn: sqlite3.Connection) -> list[str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chatkeep_migrations'"
+    ).fetchone()
+    if exists is None:
+        return []
+    return [row[0] for row in conn.execute("SELECT name FROM chatkeep_migrations")]
+
+
+def _migrate(conn: sqlite3.Connection, plan: MigrationPlan) -> list[str]:
+    """Apply what `plan` picks in one transaction; the write lock makes racing starts safe."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(MIGRATIONS_TABLE["sqlite"])
+        todo = plan(_applied(conn))
+        for migration in todo:
+            for statement in migration.statements("sqlite"):
+                conn.execute(statement)
+            conn.execute("INSERT INTO chatkeep_migrations (name) VALUES (?)", (migration.name,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return [m.name for m in todo]
+
+
+@dataclass(slots=True)
+class _Job:
+    op: WriteOp
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, (ok, value) in items:
+        if future.done():  # the caller was cancelled; the write happened regardless
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class _Writer:
+    """The one thread that writes: drains the queue and commits each batch at once."""
+
+    def __init__(self, conn: sqlite3.Connection, batch_size: int) -> None:
+        self._conn = conn
+        self._batch_size = batch_size
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.transactions = 0
+        self.thread = threading.Thread(target=self._run, name="chatkeep-sqlite-writer")
+        self.thread.daemon = True  # close() stops it; a forgotten store must not hang exit
+        self.thread.start()
+
+    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job(op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Ask the thread to finish what is queued, then close its connection and exit."""
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Job] = []
+            job = self._queue.get()
+            while job is not None:
+                batch.append(job)
+                if len(batch) >= self._batch_size:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = job is None
+            if batch:
+                self._deliver(batch, self._commit_or_fail(batch))
+        self._conn.close()
+
+    def _commit_or_fail(self, batch: list[_Job]) -> list[Outcome]:
+        try:
+            return self._commit(batch)
+        except Exception as exc:  # never let the thread die with callers still waiting
+            return [(False, exc)] * len(batch)
+
+    def _commit(self, batch: list[_Job]) -> list[Outcome]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes: list[Outcome] = [(True, job.op(conn)) for job in batch]
+            except Exception:
+                # Someone's item failed: redo the batch with each item in its own savepoint,
+                # so that only the failing items fail and the rest still commit together.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._in_savepoint(job) for job in batch]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The transaction itself failed (locked, disk full, I/O): nothing was stored.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            message = f"The SQLite database could not be written: {exc}"
+            return [(False, StoreUnavailableError(message)) for _ in batch]
+        self.transactions += 1
+        return outcomes
+
+    def _in_savepoint(self, job: _Job) -> Outcome:
+        conn = self._conn
+        conn.execute("SAVEPOINT item")
+        try:
+            result = job.op(conn)
+        except Exception as exc:
+            # If the error ended the whole transaction this raises, and the batch fails.
+            conn.execute("ROLLBACK TO item")
+            conn.execute("RELEASE item")
+            return (False, exc)
+        conn.execute("RELEASE item")
+        return (True, result)
+
+    @staticmethod
+    def _deliver(batch: list[_Job], outcomes: list[Outcome]) -> None:
+        # One wake-up of each event loop per batch, not one per item.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
+        for loop, items in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+
+class SQLiteStore:
+    """A `CompletionStore` in one SQLite file, in WAL mode.
+
+    `synchronous`: "normal" survives a killed process, "full" also power loss.
+    `batch_size`: most writes per transaction. `read_threads`: reader connections.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["normal", "full"] = "normal",
+        batch_size: int = 256,
+        read_threads: int = 4,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        if batch_size < 1 or read_threads < 1:
+            raise ValueError("batch_size and read_threads must be at least 1")
+        self._path = os.fspath(path)
+        self._synchronous = synchronous
+        self._batch_size = batch_size
+        self._read_threads = read_threads
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: _Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+
+    @property
+    def write_transactions(self) -> int:
+        """Write transactions committed since `open()`: inserts / this = mean batch size."""
+        return self._writer.transactions if self._writer is not None else 0
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = _connect(self._path, self._busy_timeout_ms)
+            _prepare_writer(conn, self._synchronous)
+        except sqlite3.Error as exc:
+            message = f"Cannot open the SQLite database {self._path!r}: {exc}"
+            raise StoreUnavailableError(message) from exc
+        return conn
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            _migrate(conn, plan_open)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            raise RuntimeError("this store is already open")
+        self._writer = _Writer(await asyncio.to_thread(self._open_writer), self._batch_size)
+        self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
+
+    async def close(self) -> None:
+        writer, readers = self._writer, self._readers
+        self._writer = None
+        self._readers = None
+        if writer is not None:
+            writer.stop()
+            await asyncio.to_thread(writer.thread.join)
+        if readers is not None:
+            await asyncio.to_thread(readers.shutdown, True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        self._local = threading.local()
+
+    async def _on_own_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a short-lived connection: schema work needs no open store."""
+
+        def run() -> T:
+            conn = self._connect()
+            try:
+                return fn(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(run)
+
+    async def pending_migrations(self) -> list[str]:
+        """Names of the migrations not yet applied, in order (all of them when blank)."""
+        return await self._on_own_connection(lambda conn: pending_names(_applied(conn)))
+
+    async def upgrade(self, *, through: str | None = None) -> list[str]:
+        """Apply pending migrations (up to `through`, when given); return their names."""
+        plan = plan_upgrade(through)
+        return await self._on_own_connection(lambda conn: _migrate(conn, plan))
+
+    # Reads -------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, self._busy_timeout_ms)
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        readers = self._readers
+        if readers is None:
+            raise StoreUnavailableError("The store is closed.")
+
+        def call() -> T:
+            try:
+                return fn(self._reader())
+            except sqlite3.OperationalError as exc:
+                message = f"The SQLite database could not be read: {exc}"
+                raise StoreUnavailableError(message) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(readers, call)
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
+        row = await self._read(lambda conn: conn.execute(_GET, (project, completion_id)).fetchone())
+        return None if row is None else stored_object(row[0], row[1])
+
+    async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
+        row = await self._read(
+            lambda conn: conn.execute(_MESSAGES, (project, completion_id)).fetchone()
+        )
+        if row is None:
+            return None
+        messages: list[dict[str, Any]] = load_json(row[0])
+        return messages
+
+    # Writes ------------------------------------------------------------------------------
+
+    async def _write(self, op: WriteOp) -> Any:
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailableError("The store is closed.")
+        return await writer.submit(op)
+
+    async def insert(self, completion: NewCompletion) -> None:
+        c = completion
+        # Encoded here, not on the writer thread, which is the one thing all writes share.
+        row = (c.project, c.id, c.model, c.created, dump_json(c.completion),
+               dump_json(c.metadata), dump_json(c.messages))  # fmt: skip
+        pairs = [(c.project, c.id, key, value) for key, value in c.metadata.items()]
+
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError:
+                raise CompletionExistsError(c.id) from None
+            if pairs:
+                conn.executemany(_INSERT_PAIR, pairs)
+
+        await self._write(op)
+
+    async def update_metadata(
+        self, project: str, completion_id: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        encoded = dump_json(metadata)
+        pairs = [(project, completion_id, key, value) for key, value in metadata.items()]
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            rows = conn.execute(_UPDATE, (encoded, project, completion_id)).fetchall()
+            if not rows:
+                return None
+            conn.execute(_CLEAR_PAIRS, (project, completion_id))
+            conn.executemany(_INSERT_PAIR, pairs)
+            completion: str = rows[0][0]
+            return completion
+
+        completion = await self._write(op)
+        return None if completion is None else stored_object(completion, encoded)
+
+    async def delete(self, project: str, completion_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            # The metadata pairs go with it: ON DELETE CASCADE.
+            return bool(conn.execute(_DELETE, (project, completion_id)).fetchall())
+
+        deleted: bool = await self._write(op)
+        return deleted
+
+    # Last, because inside the class body its name shadows the builtin `list`.
+    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        sql, params = list_sql(project, query)
+        sql = for_sqlite(sql)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [stored_object(completion, metadata) for completion, metadata in rows]
