@@ -95,6 +95,25 @@ class Settings(BaseSettings):
         ),
     )
 
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a server trusts what it last read about API keys (a verified key, or "
+            "that the database holds none) before asking the database again: a revoked key "
+            "stops working, and a first key closes an open server, within this time."
+        ),
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description=(
+            "Serve on a non-loopback address even though the database holds no API keys: "
+            "anyone who can reach the server can then read, change and delete every stored "
+            "completion. Without it such a server refuses to start."
+        ),
+    )
+
     @field_validator("echo_models", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:

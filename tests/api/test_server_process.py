@@ -83,8 +83,8 @@ def test_default_serve_uses_chatkeep_db_in_the_working_directory(
     assert (tmp_path / "chatkeep.db").exists()
 
 
-def test_acknowledged_completions_survive_kill_9(tmp_path: Path) -> None:
-    first = ServerProcess(tmp_path)
+def test_acknowledged_completions_survive_kill_9(tmp_path: Path, database_url: str) -> None:
+    first = ServerProcess(tmp_path, "--database-url", database_url)
     with first.client() as client:
         ids = [
             client.chat.completions.create(
@@ -93,7 +93,7 @@ def test_acknowledged_completions_survive_kill_9(tmp_path: Path) -> None:
             for i in range(25)
         ]
     first.kill()
-    second = ServerProcess(tmp_path)
+    second = ServerProcess(tmp_path, "--database-url", database_url)
     try:
         with second.client() as client:
             assert [c.id for c in client.chat.completions.list(limit=100)] == ids
@@ -102,8 +102,10 @@ def test_acknowledged_completions_survive_kill_9(tmp_path: Path) -> None:
         second.stop()
 
 
-def test_serve_logs_one_line_per_completion_without_content(tmp_path: Path) -> None:
-    process = ServerProcess(tmp_path)
+def test_serve_logs_one_line_per_completion_without_content(
+    tmp_path: Path, database_url: str
+) -> None:
+    process = ServerProcess(tmp_path, "--database-url", database_url)
     with process.client() as client:
         client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "secret words"}], store=True

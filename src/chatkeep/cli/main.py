@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from chatkeep import __version__
+from chatkeep.cli.db import db
+from chatkeep.cli.keys import keys
 from chatkeep.cli.serve import serve
 
 
@@ -15,6 +17,8 @@ def cli() -> None:
 
 
 cli.add_command(serve)
+cli.add_command(db)
+cli.add_command(keys)
 
 
 def main() -> None:

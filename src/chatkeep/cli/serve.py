@@ -9,6 +9,8 @@ import click
 import uvicorn
 
 from chatkeep.backends.routing import ConfigError
+from chatkeep.cli.db import check_schema_before_serving
+from chatkeep.cli.posture import refuse_exposed_without_keys
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.http.app import create_app
 
@@ -35,21 +37,36 @@ logger = logging.getLogger("chatkeep")
     default=None,
     help="Logging level [CHATKEEP_LOG_LEVEL; info].",
 )
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Serve on a non-loopback address although the database holds no API keys: anyone "
+    "who can reach it can read every stored completion [CHATKEEP_INSECURE_NO_AUTH; off].",
+)
 def serve(
     host: str | None,
     port: int | None,
     database_url: str | None,
     config: Path | None,
     log_level: str | None,
+    insecure_no_auth: bool | None,
 ) -> None:
     """Start the server (SQLite file and the echo model by default)."""
     settings = settings_from_flags(
-        host=host, port=port, database_url=database_url, config=config, log_level=log_level
+        host=host,
+        port=port,
+        database_url=database_url,
+        config=config,
+        log_level=log_level,
+        insecure_no_auth=insecure_no_auth,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    check_schema_before_serving(settings)
+    refuse_exposed_without_keys(settings)
     try:
         app = create_app(settings)
     except (ConfigError, ValueError) as error:

@@ -21,11 +21,13 @@ from chatkeep.http.middleware import RequestIdMiddleware
 from chatkeep.http.responses import handle_chatkeep_error, handle_http_exception
 from chatkeep.http.routes import ROUTES
 from chatkeep.http.state import AppState
-from chatkeep.service.access import Authenticator, OpenAccess
+from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
+from chatkeep.service.key_access import KeyAccess
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
-from chatkeep.store.factory import open_store
+from chatkeep.store.factory import key_store_for, open_store
+from chatkeep.store.keys import KeyStore
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +38,23 @@ def create_app(
     store: CompletionStore | None = None,
     router: ModelRouter | None = None,
     authenticator: Authenticator | None = None,
+    key_store: KeyStore | None = None,
 ) -> Starlette:
-    """Build the ASGI app. The store is opened and closed by the app's lifespan."""
+    """Build the ASGI app. The store is opened and closed by the app's lifespan.
+
+    Unless an `authenticator` is given, callers need API keys from the store's database
+    (or `key_store`), and only a loopback server without keys runs open (docs/keys.md).
+    """
     store = store if store is not None else open_store(settings)
     router = router if router is not None else build_router(settings)
+    if authenticator is None:
+        keys = key_store if key_store is not None else key_store_for(store)
+        authenticator = KeyAccess.for_settings(settings, keys)
     state = AppState(
         settings=settings,
         store=store,
         router=router,
-        authenticator=authenticator if authenticator is not None else OpenAccess(),
+        authenticator=authenticator,
         creator=CompletionCreator(store, router),
         stored=StoredCompletions(store),
     )
@@ -52,11 +62,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.store.open()
+        await state.authenticator.start()
         await state.router.start()
         try:
             yield
         finally:
             await state.router.aclose()
+            await state.authenticator.aclose()
             await state.store.close()
 
     app = Starlette(

@@ -1,15 +1,19 @@
 """Who may call, and which project a call belongs to.
 
-`OpenAccess` is the posture of a server with no API keys: every call belongs to the one
-default project. Key-based authentication implements the same `Authenticator` protocol.
+`OpenAccess` lets every call in, in the one default project. `KeyAccess`
+(`chatkeep.service.key_access`) requires API keys, and runs open only while the database
+holds none and the server may run open (a loopback address, or `--insecure-no-auth`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Protocol
 
 from chatkeep.store.base import DEFAULT_PROJECT
+
+LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class Authenticator(Protocol):
@@ -17,9 +21,36 @@ class Authenticator(Protocol):
         """The project of the caller, or raise `AuthenticationError`."""
         ...
 
+    async def start(self) -> None:
+        """Called once the store is open, before the first request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Called before the store closes: finish background work."""
+        ...
+
 
 class OpenAccess:
-    """No keys configured: every caller is in the default project."""
+    """Every caller is in the default project (for tests and embedding; `create_app`
+    builds a `KeyAccess` by default)."""
 
     async def project_for(self, headers: Mapping[str, str]) -> str:
         return DEFAULT_PROJECT
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address is reachable only from this machine: 127.0.0.0/8, ::1,
+    `localhost`. Other names are not resolved, so they count as reachable from outside."""
+    host = host.strip().strip("[]")
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

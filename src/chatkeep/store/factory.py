@@ -1,4 +1,4 @@
-"""Choose and build the store that `settings.database_url` names.
+"""Choose and build the store that `settings.database_url` names, and its key store.
 
 `open_store` only builds it; the caller (the app's lifespan) awaits `store.open()`, and
 `chatkeep db upgrade` calls `upgrade()` on a store that `open()` would refuse.
@@ -10,8 +10,11 @@ from typing import Protocol
 
 from chatkeep.config import Settings
 from chatkeep.store.base import CompletionStore
+from chatkeep.store.keys import KeyStore
 from chatkeep.store.postgres import PostgresStore
+from chatkeep.store.postgres_keys import PostgresKeyStore
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_keys import SQLiteKeyStore
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -68,4 +71,15 @@ def open_store(settings: Settings) -> MigratableStore:
     raise ValueError(
         f"{problem}: use `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, "
         "or `postgresql://user@host/dbname`."
+    )
+
+
+def key_store_for(store: CompletionStore) -> KeyStore:
+    """The API keys kept in `store`'s database, on `store`'s connections (open with it)."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteKeyStore(store)
+    if isinstance(store, PostgresStore):
+        return PostgresKeyStore(store)
+    raise TypeError(
+        f"No key store for a {type(store).__name__}: pass `key_store=` or `authenticator=`."
     )

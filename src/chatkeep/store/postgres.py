@@ -34,6 +34,8 @@ from chatkeep.store.schema import (
     pending_names,
     plan_open,
     plan_upgrade,
+    reach_sql,
+    sparsest_first,
     stored_object,
 )
 
@@ -84,6 +86,18 @@ _INSERT_PAIRS = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) "
     "SELECT $1, $2, m.key, m.value FROM unnest($3::text[], $4::text[]) AS m(key, value)"
 )
+
+
+class _ConnectionLost(ConnectionResetError):
+    """The connection closed under a call: asyncpg then reports the next use of it (often a
+    transaction's end) as an `InterfaceError`, which is not otherwise a connection error."""
+
+
+def _connection_lost(conn: Connection) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # the pool has already taken the dead connection back
+        return True
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailableError:
@@ -172,6 +186,8 @@ class _InsertBatcher:
             except _UNAVAILABLE:
                 raise
             except Exception:
+                if _connection_lost(conn):
+                    raise
                 outcomes = await _one_by_one(conn, batch)
             else:
                 outcomes = [None] * len(batch)
@@ -321,7 +337,12 @@ class PostgresStore:
             raise StoreUnavailableError("The store is closed.")
         try:
             async with pool.acquire(timeout=self._command_timeout) as conn:
-                return await fn(conn)
+                try:
+                    return await fn(conn)
+                except asyncpg.InterfaceError as exc:
+                    if _connection_lost(conn):
+                        raise _ConnectionLost("The connection closed during the call.") from exc
+                    raise
         except _STALE_CONNECTION:
             # The server restarted, so every pooled connection is suspect: replace them all.
             await pool.expire_connections()
@@ -379,8 +400,22 @@ class PostgresStore:
         deleted = await self._call(lambda conn: conn.fetchval(DELETE_SQL, project, completion_id))
         return deleted is not None
 
+    async def run(self, fn: Callable[[Connection], Awaitable[T]], *, read: bool = False) -> T:
+        """Run `fn` on a pooled connection, 503 when unreachable: for the key store, which
+        shares this database and pool. `read`: retried once on a stale pooled connection."""
+        return await self._call(fn, retry_stale=read)
+
     # Last, because inside the class body its name shadows the builtin `list`.
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
-        sql, params = list_sql(project, query)
-        rows = await self._call(lambda conn: conn.fetch(sql, *params), retry_stale=True)
+        reach = reach_sql(project, query) if len(query.metadata) > 1 else None
+
+        async def page(conn: Connection) -> Any:
+            ordered = query
+            if reach is not None:  # drive from the sparsest pair (see `list_sql`)
+                row = await conn.fetchrow(reach[0], *reach[1])
+                ordered = sparsest_first(query, tuple(row))
+            sql, params = list_sql(project, ordered)
+            return await conn.fetch(sql, *params)
+
+        rows = await self._call(page, retry_stale=True)
         return [stored_object(row[0], row[1]) for row in rows]

@@ -7,6 +7,7 @@ database gets all of them on `open()`; an older one is refused until `chatkeep d
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -126,7 +127,40 @@ _FILTERS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS)
+# API keys (see docs/keys.md): only the hex SHA-256 of each secret is kept, under a unique
+# index, for the lookup on every request; `prefix` is the secret's first characters, for
+# listings. Keys are never deleted: `revoked` (Unix seconds) ends one, and it stays listed.
+_API_KEYS = Migration(
+    name="0003_api_keys",
+    sqlite=(
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            label TEXT,
+            prefix TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            last_used INTEGER,
+            revoked INTEGER
+        )""",
+        "CREATE UNIQUE INDEX api_keys_hash ON api_keys (key_hash)",
+    ),
+    postgres=(
+        """CREATE TABLE api_keys (
+            id text COLLATE "C" PRIMARY KEY,
+            project text COLLATE "C" NOT NULL,
+            label text,
+            prefix text NOT NULL,
+            key_hash text COLLATE "C" NOT NULL,
+            created bigint NOT NULL,
+            last_used bigint,
+            revoked bigint
+        )""",
+        "CREATE UNIQUE INDEX api_keys_hash ON api_keys (key_hash)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS)
 
 
 class SchemaError(ChatkeepError):
@@ -242,8 +276,14 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
     """The page query of `list`, in `$n` form, and its parameters.
 
     With metadata filters the first pair drives: its index is walked in id order from the
-    cursor, and each further pair is a primary-key probe. Without them, the primary key
-    (or the model index) is walked. Either way the walk stops after `limit + 1` rows.
+    cursor, each further pair is checked by an index probe, and only then is the
+    completion read; the walk stops after `limit + 1` rows. The stores put the sparsest
+    pair first (`reach_sql`, `sparsest_first`), so a filter costs what its sparsest pair
+    costs. The order is fixed in the SQL, not left to a planner: SQLite keeps no statistics,
+    and PostgreSQL's generic plan for a prepared statement (used after five runs) cannot see
+    which value is rare. `CROSS JOIN` keeps SQLite's loops in the written order, and the
+    `OFFSET 0` keeps PostgreSQL from turning a probe into a join it could reorder. Without
+    filters, the primary key (or the model index) is walked from the cursor.
     """
     params: list[Any] = []
 
@@ -251,35 +291,79 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
         params.append(value)
         return f"${len(params)}"
 
+    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
     pairs = list(query.metadata.items())
-    joins, where = [], []
+    where: list[str] = []
     if pairs:
-        key, value = pairs[0]
         order_column = "m0.completion_id"
-        source = (
-            "completion_metadata AS m0 JOIN completions AS c "
-            "ON c.project = m0.project AND c.id = m0.completion_id"
-        )
+        source = "completion_metadata AS m0 CROSS JOIN completions AS c"
+        key, value = pairs[0]
         where += [f"m0.project = {param(project)}", f"m0.key = {param(key)}"]
         where.append(f"m0.value = {param(value)}")
         for n, (key, value) in enumerate(pairs[1:], start=1):
-            joins.append(
-                f"JOIN completion_metadata AS m{n} ON m{n}.project = m0.project "
-                f"AND m{n}.completion_id = m0.completion_id "
-                f"AND m{n}.key = {param(key)} AND m{n}.value = {param(value)}"
+            where.append(
+                f"EXISTS (SELECT 1 FROM completion_metadata AS m{n} "
+                f"WHERE m{n}.project = m0.project AND m{n}.completion_id = m0.completion_id "
+                f"AND m{n}.key = {param(key)} AND m{n}.value = {param(value)} LIMIT 1 OFFSET 0)"
             )
+        where += ["c.project = m0.project", "c.id = m0.completion_id"]
     else:
         order_column = "c.id"
         source = "completions AS c"
         where.append(f"c.project = {param(project)}")
     if query.model is not None:
         where.append(f"c.model = {param(query.model)}")
-    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
     if query.after is not None:
         where.append(f"{order_column} {compare} {param(query.after)}")
     sql = (
-        f"SELECT c.completion, c.metadata FROM {source} {' '.join(joins)} "
+        f"SELECT c.completion, c.metadata FROM {source} "
         f"WHERE {' AND '.join(where)} "
         f"ORDER BY {order_column} {direction} LIMIT {param(query.limit + 1)}"
     )
     return sql, params
+
+
+# How many of a pair's index entries `reach_sql` looks at to tell sparse pairs from dense.
+REACH_DEPTH = 64
+
+
+def reach_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
+    """One row: for each metadata pair, the id of its `REACH_DEPTH`-th index entry after the
+    cursor, in the page's order, or NULL when fewer are left; each a short index walk.
+
+    The pair whose entries reach farthest is the sparsest near the cursor, where the page
+    is: driving the page from it walks the fewest entries (`sparsest_first`).
+    """
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
+    scope = f"project = {param(project)}"
+    if query.after is not None:
+        scope += f" AND completion_id {compare} {param(query.after)}"
+    reaches = [
+        f"(SELECT completion_id FROM completion_metadata WHERE {scope} "
+        f"AND key = {param(key)} AND value = {param(value)} "
+        f"ORDER BY completion_id {direction} LIMIT 1 OFFSET {REACH_DEPTH - 1})"
+        for key, value in query.metadata.items()
+    ]
+    return f"SELECT {', '.join(reaches)}", params
+
+
+def sparsest_first(query: ListQuery, reaches: Sequence[str | None]) -> ListQuery:
+    """`query` with its sparsest pair first (the others keep their order), from the row
+    of `reach_sql`: a pair with fewer entries left than the depth, else the farthest."""
+    pairs = list(query.metadata.items())
+    exhausted = [n for n, reach in enumerate(reaches) if reach is None]
+    if exhausted:
+        first = exhausted[0]
+    else:
+        farther = max if query.order == "asc" else min
+        first = farther(range(len(pairs)), key=lambda n: str(reaches[n]))
+    if first == 0:
+        return query
+    ordered = dict([pairs[first], *pairs[:first], *pairs[first + 1 :]])
+    return dataclasses.replace(query, metadata=ordered)

@@ -36,6 +36,8 @@ from chatkeep.store.schema import (
     pending_names,
     plan_open,
     plan_upgrade,
+    reach_sql,
+    sparsest_first,
     stored_object,
 )
 
@@ -397,9 +399,28 @@ class SQLiteStore:
         deleted: bool = await self._write(op)
         return deleted
 
+    # For the key store, which lives in this same database ---------------------------------
+
+    async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on one of this store's reader connections."""
+        return await self._read(fn)
+
+    async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` on the single writer, committed with its batch; durable on return."""
+        result: T = await self._write(op)
+        return result
+
     # Last, because inside the class body its name shadows the builtin `list`.
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
-        sql, params = list_sql(project, query)
-        sql = for_sqlite(sql)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        reach = reach_sql(project, query) if len(query.metadata) > 1 else None
+
+        def page(conn: sqlite3.Connection) -> Any:
+            ordered = query
+            if reach is not None:  # no statistics here: look which pair is sparsest
+                reaches = conn.execute(for_sqlite(reach[0]), reach[1]).fetchone()
+                ordered = sparsest_first(query, reaches)
+            sql, params = list_sql(project, ordered)
+            return conn.execute(for_sqlite(sql), params).fetchall()
+
+        rows = await self._read(page)
         return [stored_object(completion, metadata) for completion, metadata in rows]

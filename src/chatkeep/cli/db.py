@@ -1,0 +1,115 @@
+"""`chatkeep db status | upgrade`: the database's schema migrations, shown and applied;
+and the schema check `chatkeep serve` makes before it listens.
+
+A blank database needs no command: the server creates the schema when it opens one. A
+database that holds data and an older schema is upgraded only by `chatkeep db upgrade`,
+an operator's decision (back up first). Errors are one line, and never show a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import click
+
+from chatkeep.cli.settings import describe_database, settings_from_flags
+from chatkeep.config import Settings
+from chatkeep.errors import ChatkeepError
+from chatkeep.store.factory import MigratableStore, open_store
+from chatkeep.store.schema import MIGRATIONS, UPGRADE_COMMAND, SchemaBehindError
+
+T = TypeVar("T")
+
+# What reaching a database can raise besides our own errors: a bad URL (ValueError), an
+# unreadable file or socket (OSError), and each driver's own (no such database, bad login).
+_DATABASE_ERRORS = (ChatkeepError, ValueError, OSError, sqlite3.Error, asyncpg.PostgresError)
+
+database_url_option = click.option(
+    "--database-url",
+    default=None,
+    help="The server's database [CHATKEEP_DATABASE_URL; sqlite:///chatkeep.db].",
+)
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` with the URL, or its `:password@` part, shown as `describe_database` shows it
+    (driver messages rarely quote either, but a log line is no place to find out)."""
+    text = text.replace(url, describe_database(url))
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # a malformed URL: describe_database already hid what it could
+        return text
+    for secret in {password, unquote(password)} if password else set():
+        text = text.replace(f":{secret}@", ":***@")
+    return text
+
+
+def on_schema(settings: Settings, work: Callable[[MigratableStore], Coroutine[Any, Any, T]]) -> T:
+    """Run `work` on the (unopened) store of `settings.database_url`; any problem reaching
+    the database, or a schema this chatkeep does not know, becomes a one-line error."""
+    url = settings.database_url
+    try:
+        return asyncio.run(work(open_store(settings)))
+    except _DATABASE_ERRORS as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        where = describe_database(url)
+        raise click.ClickException(
+            _without_password(f"{message} (database: {where})", url)
+        ) from None
+
+
+def check_schema_before_serving(settings: Settings) -> None:
+    """Stop `chatkeep serve` with a one-line message when the database cannot be reached or
+    its schema is not this version's (behind: names `chatkeep db upgrade`; ahead: says so).
+
+    A blank database passes: the server creates the schema when it opens the store.
+    """
+    pending = on_schema(settings, lambda store: store.pending_migrations())
+    if pending and len(pending) < len(MIGRATIONS):
+        where = describe_database(settings.database_url)
+        raise click.ClickException(f"{SchemaBehindError(pending)} (database: {where})")
+
+
+@click.group()
+def db() -> None:
+    """Show and apply the database's schema migrations."""
+
+
+@db.command()
+@database_url_option
+def status(database_url: str | None) -> None:
+    """List each migration as applied or pending."""
+    settings = settings_from_flags(database_url=database_url)
+    pending = on_schema(settings, lambda store: store.pending_migrations())
+    click.echo(f"database: {describe_database(settings.database_url)}")
+    for migration in MIGRATIONS:
+        click.echo(f"{'pending' if migration.name in pending else 'applied'}  {migration.name}")
+    if not pending:
+        click.echo("The schema is up to date.")
+    elif len(pending) == len(MIGRATIONS):
+        click.echo(
+            "The database is blank: `chatkeep serve` creates the schema when it starts "
+            f"(or run `{UPGRADE_COMMAND}`)."
+        )
+    else:
+        click.echo(f"{len(pending)} pending: back up the database, then run `{UPGRADE_COMMAND}`.")
+
+
+@db.command()
+@database_url_option
+def upgrade(database_url: str | None) -> None:
+    """Apply the pending migrations, in one transaction (back up the database first)."""
+    settings = settings_from_flags(database_url=database_url)
+    applied = on_schema(settings, lambda store: store.upgrade())
+    where = describe_database(settings.database_url)
+    if applied:
+        names = ", ".join(applied)
+        plural = "s" if len(applied) != 1 else ""
+        click.echo(f"Applied {len(applied)} migration{plural} to {where}: {names}.")
+    else:
+        click.echo(f"{where} is up to date: nothing to apply.")

@@ -1,0 +1,128 @@
+"""`chatkeep keys create | list | revoke`: API keys, in the database the server uses.
+
+A new key is printed once, alone on stdout (so `KEY=$(chatkeep keys create ...)` works);
+everything else goes to stderr. Listings never show a secret, only its first characters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from chatkeep.cli.db import database_url_option, on_schema
+from chatkeep.cli.settings import settings_from_flags
+from chatkeep.config import Settings
+from chatkeep.service.keys import (
+    KeyInputError,
+    check_label,
+    check_project,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
+from chatkeep.store.factory import MigratableStore, key_store_for
+from chatkeep.store.keys import ApiKey, KeyStore
+
+T = TypeVar("T")
+
+
+def on_key_store(settings: Settings, work: Callable[[KeyStore], Awaitable[T]]) -> T:
+    """Open the database as the server does (a blank one gets the schema; an older one is
+    refused), run `work` on its keys, close it. Problems become a one-line error."""
+
+    async def run(store: MigratableStore) -> T:
+        await store.open()
+        try:
+            return await work(key_store_for(store))
+        finally:
+            await store.close()
+
+    return on_schema(settings, run)
+
+
+def _when(seconds: int | None, never: str = "-") -> str:
+    if seconds is None:
+        return never
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys (they live in the server's database)."""
+
+
+@keys.command()
+@click.option("--project", required=True, help="The project the key belongs to.")
+@click.option("--name", "label", default=None, help="A label to tell keys apart in listings.")
+@database_url_option
+def create(project: str, label: str | None, database_url: str | None) -> None:
+    """Create a key and print it, once. A project exists once a key names it."""
+    try:
+        check_project(project)
+        check_label(label)
+    except KeyInputError as error:
+        raise click.UsageError(str(error)) from None
+    settings = settings_from_flags(database_url=database_url)
+
+    async def work(store: KeyStore) -> tuple[bool, str, str]:
+        first = not await store.has_keys()
+        created = await create_api_key(store, project, label)
+        return first, created.key.id, created.secret
+
+    first, key_id, secret = on_key_store(settings, work)
+    click.echo(secret)
+    click.echo(
+        f"Created API key {key_id} for project '{project}'. It is shown only this once: "
+        "store it now.",
+        err=True,
+    )
+    if first:
+        click.echo(
+            "It is the first key in this database: a server running open on it requires "
+            f"keys within {settings.auth_cache_seconds:g} s.",
+            err=True,
+        )
+
+
+@keys.command(name="list")
+@click.option("--project", default=None, help="Only the keys of this project.")
+@database_url_option
+def list_(project: str | None, database_url: str | None) -> None:
+    """List keys, revoked ones included (never their secrets)."""
+    settings = settings_from_flags(database_url=database_url)
+    found = on_key_store(settings, lambda store: list_api_keys(store, project))
+    if not found:
+        click.echo("No API keys. Create one with `chatkeep keys create --project NAME`.", err=True)
+        return
+    header = ("ID", "PROJECT", "NAME", "KEY", "CREATED", "LAST USED", "REVOKED")
+    rows = [header, *(_row(key) for key in found)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _row(key: ApiKey) -> tuple[str, ...]:
+    return (key.id, key.project, key.label or "-", f"{key.prefix}...", _when(key.created),
+            _when(key.last_used, "never"), _when(key.revoked))  # fmt: skip
+
+
+@keys.command()
+@click.argument("key_id")
+@database_url_option
+def revoke(key_id: str, database_url: str | None) -> None:
+    """Revoke a key: servers refuse it from then on. It stays listed."""
+    settings = settings_from_flags(database_url=database_url)
+    key = on_key_store(settings, lambda store: revoke_api_key(store, key_id))
+    if key is None:
+        raise click.ClickException(
+            f"No API key with id '{key_id}'; `chatkeep keys list` shows the keys."
+        )
+    click.echo(
+        f"API key {key.id} of project '{key.project}' is revoked (since {_when(key.revoked)}); "
+        f"servers refuse it within {settings.auth_cache_seconds:g} s."
+    )
