@@ -65,7 +65,9 @@ async def create(**fields: Any) -> dict[str, Any]:
 async def stream(include_usage: bool = False, **fields: Any) -> list[dict[str, Any]]:
     backend = EchoBackend()
     request = make_request(include_usage=include_usage, **fields)
-    return [cast(dict[str, Any], chunk) async for chunk in backend.stream(request)]
+    return [
+        cast(dict[str, Any], chunk) async for batch in backend.stream(request) for chunk in batch
+    ]
 
 
 # --- the tokenizer -------------------------------------------------------------------------

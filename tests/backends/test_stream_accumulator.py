@@ -217,7 +217,8 @@ async def test_echo_stream_adds_up_to_echo_create(extra: dict[str, Any]) -> None
     )
     created = cast(dict[str, Any], await echo.create(request))
     accumulator = ChatCompletionAccumulator()
-    async for c in echo.stream(request):
-        accumulator.add(c)
+    async for batch in echo.stream(request):
+        for c in batch:
+            accumulator.add(c)
     streamed = cast(dict[str, Any], accumulator.result())
     assert _without_call_ids(streamed) == _without_call_ids(created)

@@ -96,7 +96,7 @@ def backend(make_backend: Callable[..., UpstreamBackend]) -> UpstreamBackend:
 
 
 async def collect(backend: UpstreamBackend, req: BackendRequest) -> list[ChatCompletionChunk]:
-    return [chunk async for chunk in backend.stream(req)]
+    return [chunk async for batch in backend.stream(req) for chunk in batch]
 
 
 async def raised_by(awaitable: Any) -> ChatkeepError:
@@ -209,7 +209,7 @@ async def test_chunks_are_relayed_as_they_arrive(
     upstream.delay = 0.2
     seen_when_relayed: list[int] = []
     with anyio.fail_after(LIMIT):
-        async for _chunk in backend.stream(request("trickle", stream=True)):
+        async for _batch in backend.stream(request("trickle", stream=True)):
             seen_when_relayed.append(upstream.trickled)
     # The first chunk reached us before the upstream wrote the next one: nothing buffered.
     assert seen_when_relayed[:2] == [0, 1]
@@ -272,8 +272,9 @@ async def test_chatkeep_as_the_upstream(chatkeep_upstream: str, forward_store: b
         with anyio.fail_after(LIMIT):
             created = await backend.create(request("echo", **fields))
             accumulator = ChatCompletionAccumulator()
-            async for chunk in backend.stream(request("echo", stream=True, **fields)):
-                accumulator.add(chunk)
+            async for batch in backend.stream(request("echo", stream=True, **fields)):
+                for chunk in batch:
+                    accumulator.add(chunk)
             stored = await stored_on(chatkeep_upstream)
     finally:
         await backend.aclose()
@@ -424,8 +425,8 @@ async def test_stream_breaking_midway_raises_stream_broken(
     backend = make_backend(read_timeout=0.3)
     relayed: list[ChatCompletionChunk] = []
     with anyio.fail_after(LIMIT), pytest.raises(UpstreamStreamBroken) as info:
-        async for chunk in backend.stream(request(model, stream=True)):
-            relayed.append(chunk)
+        async for batch in backend.stream(request(model, stream=True)):
+            relayed.extend(batch)
     assert relayed, "the first chunk should have been relayed before the break"
     assert info.value.status_code == 502
     assert info.value.code == code

@@ -51,8 +51,13 @@ class Backend(Protocol):
         """Answer a non-streamed request with a whole `chat.completion` object."""
         ...
 
-    def stream(self, request: BackendRequest) -> AsyncIterator[ChatCompletionChunk]:
+    def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
         """Answer a streamed request with `chat.completion.chunk` objects, in order.
+
+        Each item is a non-empty batch: the chunks that became available together (one
+        network read of an upstream, say). The service writes a batch to the client as one
+        frame, so a fast upstream costs one write per read rather than one per chunk, while
+        a slow one is still relayed as each piece arrives.
 
         Every chunk carries `request.completion_id` and `request.created`. When
         `request.include_usage` is true the last chunk has `choices: []` and the usage.

@@ -124,7 +124,11 @@ class EchoBackend:
             "system_fingerprint": SYSTEM_FINGERPRINT,
         }
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+        # The whole answer is ready at once: one batch, written to the client in one frame.
+        yield list(self._chunks(request))
+
+    def _chunks(self, request: BackendRequest) -> Iterator[ChatCompletionChunk]:
         body = request.body
         reply = plan_reply(body)
         top = top_logprobs(body)

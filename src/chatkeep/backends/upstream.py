@@ -190,7 +190,7 @@ class UpstreamBackend:
         self._stamp(completion, request, "chat.completion")
         return cast(ChatCompletion, completion)
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
         data = encode_json(self.forwarded_body(request, stream=True))
         with self._faults(started=False):
             response = await self._session().post(self._url, data=data, allow_redirects=False)
@@ -211,11 +211,21 @@ class UpstreamBackend:
                     raise self._failure(
                         "ended its stream before [DONE]", "upstream_stream_broken", started
                     )
+                batch: list[ChatCompletionChunk] = []
                 for event in decoder.feed(data):
                     if event.startswith(b"[DONE]"):
+                        if batch:
+                            yield batch
                         reusable = await self._drain(response)
                         return
-                    yield self._chunk(event, request, started)
+                    try:
+                        batch.append(self._chunk(event, request, started or bool(batch)))
+                    except ChatkeepError:
+                        if batch:  # what arrived before the fault still reaches the client
+                            yield batch
+                        raise
+                if batch:
+                    yield batch
                     started = True
         finally:
             # Closing (not releasing) a connection mid-stream is what tells the upstream

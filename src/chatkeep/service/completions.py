@@ -18,7 +18,12 @@ from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.errors import ChatkeepError
 from chatkeep.ids import CompletionIdGenerator, new_seed
 from chatkeep.protocol.requests import ParsedCreateRequest
-from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
+from chatkeep.protocol.responses import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CompletionUsage,
+    Model,
+)
 from chatkeep.protocol.sse import DONE_EVENT, encode_event
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
@@ -76,7 +81,14 @@ class CompletionCreator:
         completion = await backend.create(request)
         if parsed.params.store:
             await self._store.insert(_new_completion(completion, parsed, context))
-        _log_completion(completion, backend, stream=False, started=started)
+        _log_completion(
+            completion["id"],
+            completion["model"],
+            completion.get("usage"),
+            backend,
+            stream=False,
+            started=started,
+        )
         return completion
 
     async def open_chat_completion_stream(
@@ -89,51 +101,75 @@ class CompletionCreator:
         """
         started = time.perf_counter()
         backend, request = self._backend_request(parsed)
-        chunks = backend.stream(request)
+        batches = backend.stream(request)
         try:
-            first = await anext(chunks)
+            first = await anext(batches)
         except StopAsyncIteration:
-            first = None
+            first = []
         except BaseException:
-            await _close(chunks)
+            await _close(batches)
             raise
-        return self._relay(first, chunks, backend, parsed, context, started)
+        return self._relay(first, batches, backend, parsed, context, started)
 
     async def _relay(
         self,
-        first: ChatCompletionChunk | None,
-        chunks: AsyncIterator[ChatCompletionChunk],
+        first: list[ChatCompletionChunk],
+        batches: AsyncIterator[list[ChatCompletionChunk]],
         backend: Backend,
         parsed: ParsedCreateRequest,
         context: CallContext,
         started: float,
     ) -> AsyncIterator[bytes]:
         client_wants_usage = _client_wants_usage(parsed.body)
-        accumulator = ChatCompletionAccumulator()
+        # Assembling the whole completion is only needed to store it.
+        accumulator = ChatCompletionAccumulator() if parsed.params.store else None
+        seen = _StreamSummary()
         try:
-            chunk = first
-            while chunk is not None:
-                accumulator.add(chunk)
-                frame = _client_frame(chunk, client_wants_usage)
-                if frame is not None:
+            batch: list[ChatCompletionChunk] | None = first
+            while batch is not None:
+                if accumulator is not None:
+                    for chunk in batch:
+                        accumulator.add(chunk)
+                seen.note(batch)
+                frame = _client_frame(batch, client_wants_usage)
+                if frame:
                     yield frame
-                chunk = await anext(chunks, None)
+                batch = await anext(batches, None)
         except ChatkeepError as error:
             # Headers are sent: the failure becomes an error event, then the stream ends.
             logger.warning("stream broke after it began: %s", error.message)
             yield encode_event(error.to_envelope())
             return
         finally:
-            await _close(chunks)
-        completion = accumulator.result()
-        if parsed.params.store:
+            await _close(batches)
+        if accumulator is not None:
+            completion = accumulator.result()
             await self._store.insert(_new_completion(completion, parsed, context))
-        _log_completion(completion, backend, stream=True, started=started)
+        _log_completion(
+            seen.completion_id, seen.model, seen.usage, backend, stream=True, started=started
+        )
         yield DONE_EVENT
 
 
-async def _close(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
+class _StreamSummary:
+    """What the log line needs from a stream, without assembling the whole completion."""
+
+    __slots__ = ("completion_id", "model", "usage")
+
+    def __init__(self) -> None:
+        self.completion_id = ""
+        self.model = ""
+        self.usage: CompletionUsage | None = None
+
+    def note(self, batch: list[ChatCompletionChunk]) -> None:
+        if batch:
+            last = batch[-1]
+            self.completion_id, self.model = last["id"], last["model"]
+            self.usage = last.get("usage") or self.usage
+
+
+async def _close(batches: AsyncIterator[Any]) -> None:
+    aclose = getattr(batches, "aclose", None)
     if aclose is not None:
         await aclose()
 
@@ -143,16 +179,19 @@ def _client_wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _client_frame(chunk: ChatCompletionChunk, client_wants_usage: bool) -> bytes | None:
-    """The SSE frame for the client; the usage the service asked for is hidden when unasked."""
+def _client_frame(batch: list[ChatCompletionChunk], client_wants_usage: bool) -> bytes:
+    """The SSE frames of one batch; the usage the service asked for is hidden when unasked."""
     if client_wants_usage:
-        return encode_event(chunk)
-    if not chunk["choices"] and chunk.get("usage") is not None:
-        return None
-    if "usage" in chunk:
-        chunk = {**chunk}
-        chunk.pop("usage")
-    return encode_event(chunk)
+        return b"".join([encode_event(chunk) for chunk in batch])
+    frames = []
+    for chunk in batch:
+        if "usage" in chunk:
+            if not chunk["choices"] and chunk["usage"] is not None:
+                continue
+            chunk = {**chunk}
+            chunk.pop("usage")
+        frames.append(encode_event(chunk))
+    return b"".join(frames)
 
 
 def _new_completion(
@@ -174,14 +213,19 @@ def _new_completion(
 
 
 def _log_completion(
-    completion: ChatCompletion, backend: Backend, *, stream: bool, started: float
+    completion_id: str,
+    model: str,
+    usage: CompletionUsage | None,
+    backend: Backend,
+    *,
+    stream: bool,
+    started: float,
 ) -> None:
-    usage = completion.get("usage")
     logger.info(
         "completion id=%s model=%s backend=%s stream=%s status=ok "
         "prompt_tokens=%s completion_tokens=%s duration_ms=%.1f",
-        completion["id"],
-        completion["model"],
+        completion_id,
+        model,
         backend.name,
         stream,
         usage["prompt_tokens"] if usage else None,
