@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatkeep.config import Settings
+from chatkeep.http import create_route
 from chatkeep.http.routes import ROUTES
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -24,7 +25,7 @@ def test_every_setting_has_a_description() -> None:
 
 
 def test_every_route_is_documented() -> None:
-    missing = []
+    missing = [] if f"POST {create_route.PATH}" in README else [f"POST {create_route.PATH}"]
     for route in ROUTES:
         for method in sorted(route.methods or ()):  # type: ignore[attr-defined]
             if method == "HEAD":

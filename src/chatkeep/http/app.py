@@ -17,10 +17,12 @@ from starlette.middleware import Middleware
 from chatkeep.backends.routing import build_router
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
+from chatkeep.http.create_route import CreateRoute
 from chatkeep.http.middleware import RequestIdMiddleware
 from chatkeep.http.responses import handle_chatkeep_error, handle_http_exception
 from chatkeep.http.routes import ROUTES
 from chatkeep.http.state import AppState
+from chatkeep.ids import CompletionIdGenerator
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.key_access import KeyAccess
@@ -50,12 +52,13 @@ def create_app(
     if authenticator is None:
         keys = key_store if key_store is not None else key_store_for(store)
         authenticator = KeyAccess.for_settings(settings, keys)
+    ids = CompletionIdGenerator()
     state = AppState(
         settings=settings,
         store=store,
         router=router,
         authenticator=authenticator,
-        creator=CompletionCreator(store, router),
+        creator=CompletionCreator(store, router, ids),
         stored=StoredCompletions(store),
     )
 
@@ -73,7 +76,8 @@ def create_app(
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestIdMiddleware)],
+        # The create route runs inside the request-id middleware, ahead of Starlette's router.
+        middleware=[Middleware(RequestIdMiddleware, ids=ids), Middleware(CreateRoute)],
         exception_handlers={
             ChatkeepError: handle_chatkeep_error,
             HTTPException: handle_http_exception,

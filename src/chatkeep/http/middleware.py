@@ -14,7 +14,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatkeep.errors import ChatkeepError
-from chatkeep.ids import new_request_id
+from chatkeep.ids import CompletionIdGenerator
 from chatkeep.protocol.codec import encode_json
 
 logger = logging.getLogger(__name__)
@@ -26,14 +26,15 @@ UNEXPECTED = ChatkeepError(
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ids: CompletionIdGenerator) -> None:
         self.app = app
+        self.ids = ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_request_id()
+        request_id = self.ids.request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         response_started = False

@@ -1,20 +1,21 @@
-"""The routes: each parses its input, calls one service function, and renders the result."""
+"""The routes: each parses its input, calls one service function, and renders the result.
+
+`POST /v1/chat/completions` is served ahead of these, by `create_route.CreateRoute`.
+"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from chatkeep.errors import RequestTooLargeError
+from chatkeep.http.body import read_body
 from chatkeep.http.responses import OpenAIJSONResponse
 from chatkeep.http.state import AppState
 from chatkeep.protocol.queries import parse_list_query, parse_messages_query
-from chatkeep.protocol.requests import parse_create_request, parse_update_request
+from chatkeep.protocol.requests import parse_update_request
 from chatkeep.service import models as model_catalog
 from chatkeep.service.completions import CallContext
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def _state(request: Request) -> AppState:
@@ -22,41 +23,9 @@ def _state(request: Request) -> AppState:
     return state
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> RequestTooLargeError:
-    return RequestTooLargeError(
-        f"Request body too large: the limit is {limit} bytes.", code="request_too_large"
-    )
-
-
 async def _context(request: Request, state: AppState) -> CallContext:
     project = await state.authenticator.project_for(request.headers)
     return CallContext(project=project, request_id=request.state.request_id)
-
-
-async def create_chat_completion(request: Request) -> Response:
-    state = _state(request)
-    context = await _context(request, state)
-    parsed = parse_create_request(await _read_body(request, state.settings.max_request_bytes))
-    if parsed.params.stream:
-        frames = await state.creator.open_chat_completion_stream(parsed, context)
-        return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
-    completion = await state.creator.create_chat_completion(parsed, context)
-    return OpenAIJSONResponse(completion)
 
 
 async def list_chat_completions(request: Request) -> Response:
@@ -77,7 +46,8 @@ async def retrieve_chat_completion(request: Request) -> Response:
 async def update_chat_completion(request: Request) -> Response:
     state = _state(request)
     context = await _context(request, state)
-    metadata = parse_update_request(await _read_body(request, state.settings.max_request_bytes))
+    body = await read_body(request.headers, request.receive, state.settings.max_request_bytes)
+    metadata = parse_update_request(body)
     completion_id = request.path_params["completion_id"]
     updated = await state.stored.update_chat_completion(context.project, completion_id, metadata)
     return OpenAIJSONResponse(updated)
@@ -121,7 +91,6 @@ async def health(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
     Route("/v1/chat/completions", list_chat_completions, methods=["GET"]),
     Route("/v1/chat/completions/{completion_id}", retrieve_chat_completion, methods=["GET"]),
     Route("/v1/chat/completions/{completion_id}", update_chat_completion, methods=["POST"]),

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.errors import ChatkeepError
-from chatkeep.ids import CompletionIdGenerator, new_seed
+from chatkeep.ids import CompletionIdGenerator
 from chatkeep.protocol.requests import ParsedCreateRequest
 from chatkeep.protocol.responses import (
     ChatCompletion,
@@ -55,10 +55,12 @@ class CallContext:
 class CompletionCreator:
     """Runs create calls against a backend, and stores what is asked to be stored."""
 
-    def __init__(self, store: CompletionStore, router: ModelRouter) -> None:
+    def __init__(
+        self, store: CompletionStore, router: ModelRouter, ids: CompletionIdGenerator
+    ) -> None:
         self._store = store
         self._router = router
-        self._ids = CompletionIdGenerator()
+        self._ids = ids
 
     def _backend_request(self, parsed: ParsedCreateRequest) -> tuple[Backend, BackendRequest]:
         backend = self._router.backend_for(parsed.params.model)
@@ -80,7 +82,7 @@ class CompletionCreator:
         backend, request = self._backend_request(parsed)
         completion = await backend.create(request)
         if parsed.params.store:
-            await self._store.insert(_new_completion(completion, parsed, context))
+            await self._store.insert(_new_completion(completion, parsed, context, self._ids))
         _log_completion(
             completion["id"],
             completion["model"],
@@ -144,7 +146,7 @@ class CompletionCreator:
             await _close(batches)
         if accumulator is not None:
             completion = accumulator.result()
-            await self._store.insert(_new_completion(completion, parsed, context))
+            await self._store.insert(_new_completion(completion, parsed, context, self._ids))
         _log_completion(
             seen.completion_id, seen.model, seen.usage, backend, stream=True, started=started
         )
@@ -195,10 +197,13 @@ def _client_frame(batch: list[ChatCompletionChunk], client_wants_usage: bool) ->
 
 
 def _new_completion(
-    completion: ChatCompletion, parsed: ParsedCreateRequest, context: CallContext
+    completion: ChatCompletion,
+    parsed: ParsedCreateRequest,
+    context: CallContext,
+    ids: CompletionIdGenerator,
 ) -> NewCompletion:
     params = parsed.params
-    seed = params.seed if params.seed is not None else new_seed()
+    seed = params.seed if params.seed is not None else ids.seed()
     return NewCompletion(
         id=completion["id"],
         project=context.project,

@@ -1,0 +1,405 @@
+"""Fill a chatkeep store with N synthetic stored completions, quickly, for benchmarks.
+
+    python bench/fill_store.py --database-url URL --count N [--projects P] [--seed S]
+                               [--batch B] [--json FILE]
+
+`--database-url` takes the server's own URLs (`sqlite:///file.db`, `postgresql://...`).
+The schema is first brought up to date by chatkeep's migrations (the store's `upgrade()`),
+then rows go in on each engine's bulk path, bypassing the server: SQLite `executemany` in
+one transaction per batch; PostgreSQL `COPY` (asyncpg `copy_records_to_table`), one
+transaction per batch. A thread builds the next batch while the last one is written. A
+filled database can be filled again: rows are added. Smoke mode: `--count 1000` (seconds).
+
+Output: progress on stderr; on stdout one line `filled N completions in S s (R rows/s);
+database size X MiB`, and with `--json FILE` the same as JSON (count, seconds,
+rows_per_second, metadata_rows, database_bytes, engine). The size is measured after a
+checkpoint (SQLite: file plus WAL) or after VACUUM ANALYZE (PostgreSQL: pg_database_size,
+which is what autovacuum would reach on its own; SQLite is not analysed, as the server
+never analyses it).
+
+Each row is what `POST /v1/chat/completions` with `store: true` stores: the stored object
+built by the service's `build_stored_completion`, ids from `CompletionIdGenerator` (so
+cursors work), 3-5 input messages and a reply of a few hundred tokens in all, and 3-5
+metadata pairs: `env` (prod 70 %, staging 20 %, dev 10 %), `team` (24 teams, Zipf), `user`
+(20,000 users, Zipf) on every row, plus up to two of `feature` (40 values), `experiment`
+(12 values) and `trace_id` (unique). `TYPICAL_FILTERS` (env and team: about 1-10 % of rows
+each) and `RARE_FILTER` (env=prod and a user in the Zipf tail: a handful of rows, the worst
+case for a filter whose first pair matches most rows) are what `read_latency.py` asks for.
+Projects: `default` (which a server without API keys serves), then `project-01`, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import random
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+
+from chatkeep.config import Settings
+from chatkeep.ids import CompletionIdGenerator
+from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
+from chatkeep.service.stored import build_stored_completion
+from chatkeep.store.factory import open_store, sqlite_path
+from chatkeep.store.schema import dump_json
+
+DEFAULT_PROJECT = "default"
+MODELS = (
+    ("gpt-4o", 40),
+    ("gpt-4o-mini", 30),
+    ("llama-3.1-8b", 15),
+    ("claude-sonnet", 8),
+    ("qwen2.5-72b", 5),
+    ("mistral-small", 2),
+)
+ENVS = (("prod", 70), ("staging", 20), ("dev", 10))
+TEAM_COUNT, USER_COUNT, FEATURE_COUNT, EXPERIMENT_COUNT = 24, 20_000, 40, 12
+TYPICAL_FILTERS = [{"env": "prod", "team": f"team-{i:02d}"} for i in range(8)]
+RARE_FILTER = {"env": "prod", "user": f"user-{USER_COUNT - 1:05d}"}
+SYSTEM_PROMPT = "You are a helpful assistant for the {} team. Answer briefly and cite sources."
+GREETING = "Hello! How can I help you today?"
+
+
+def zipf(names: list[str], exponent: float = 1.0) -> list[tuple[str, float]]:
+    return [(name, 1.0 / (rank + 1) ** exponent) for rank, name in enumerate(names)]
+
+
+class Sampler:
+    """A weighted choice in one `randrange`: a table holding each value by its weight."""
+
+    def __init__(self, weighted: list[tuple[str, float]] | tuple[tuple[str, int], ...]) -> None:
+        total = sum(weight for _, weight in weighted)
+        size = max(100_000, len(weighted) * 10)
+        self.table: list[str] = []
+        for value, weight in weighted:
+            self.table += [value] * max(1, round(size * weight / total))
+
+    def __call__(self, rng: random.Random) -> str:
+        return self.table[rng.randrange(len(self.table))]
+
+
+class TextPool:
+    """Paragraphs of pseudo-words, each with its token count under chatkeep's tokenizer
+    (a word, or a punctuation mark, is one token)."""
+
+    def __init__(self, rng: random.Random, size: int = 4096) -> None:
+        syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+        words = ["".join(rng.choices(syllables, k=rng.randint(1, 4))) for _ in range(5000)]
+        self.paragraphs: list[tuple[str, int]] = []
+        for _ in range(size):
+            count = int(rng.triangular(15, 220, 60))
+            text = " ".join(rng.choices(words, k=count)).capitalize() + "."
+            self.paragraphs.append((text, count + 1))
+
+    def pick(self, rng: random.Random) -> tuple[str, int]:
+        return self.paragraphs[rng.randrange(len(self.paragraphs))]
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """One batch, as the two tables' rows."""
+
+    completions: list[tuple[str, str, str, int, str, str, str]]
+    metadata: list[tuple[str, str, str, str]]
+
+
+def request_templates() -> list[ParsedCreateRequest]:
+    """Create requests as the service parsed them: what the stored object's echo fields
+    (temperature, top_p, user, tools, ...) come from. Messages are filled per row."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "search_docs",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+        },
+    }
+    variants: list[dict[str, Any]] = [
+        {},
+        {"temperature": 0.2},
+        {"temperature": 0.7, "top_p": 0.9},
+        {"user": "user-42"},
+        {"tools": [tool], "tool_choice": "auto"},
+        {"response_format": {"type": "json_object"}, "seed": 7},
+    ]
+    messages = [{"role": "user", "content": "template"}]
+    return [
+        parse_create_request(orjson.dumps({"model": "m", "messages": messages, **variant}))
+        for variant in variants
+    ]
+
+
+class Generator:
+    """Builds rows; deterministic for a seed, apart from ids, request ids and seeds."""
+
+    def __init__(self, seed: int, projects: int) -> None:
+        self.rng = random.Random(seed)
+        self.text = TextPool(self.rng)
+        self.ids = CompletionIdGenerator()
+        self.models = Sampler(MODELS)
+        self.envs = Sampler(ENVS)
+        self.teams = Sampler(zipf([f"team-{i:02d}" for i in range(TEAM_COUNT)]))
+        self.users = Sampler(zipf([f"user-{i:05d}" for i in range(USER_COUNT)]))
+        self.features = Sampler(zipf([f"feature-{i:02d}" for i in range(FEATURE_COUNT)], 0.7))
+        self.experiments = [f"exp-{i:02d}" for i in range(EXPERIMENT_COUNT)]
+        self.projects = [DEFAULT_PROJECT] + [f"project-{i:02d}" for i in range(1, projects)]
+        self.templates = request_templates()
+
+    def metadata(self) -> dict[str, str]:
+        rng = self.rng
+        team = self.teams(rng)
+        pairs = {"env": self.envs(rng), "team": team, "user": self.users(rng)}
+        for key in rng.sample(("feature", "experiment", "trace_id"), rng.randrange(3)):
+            if key == "feature":
+                pairs[key] = self.features(rng)
+            elif key == "experiment":
+                pairs[key] = rng.choice(self.experiments)
+            else:
+                pairs[key] = f"{rng.getrandbits(64):016x}"
+        return pairs
+
+    def messages(self, team: str) -> tuple[list[dict[str, Any]], int]:
+        """3-5 input messages, a system prompt then turns ending with the user's, and their
+        prompt tokens (about as the echo backend counts: 3 a message, its role, its text)."""
+        system = SYSTEM_PROMPT.format(team)
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        tokens = 3 + 4 + len(system.split()) + 2
+        turns = self.rng.randint(2, 4)
+        for index in range(turns):
+            role = "user" if (turns - 1 - index) % 2 == 0 else "assistant"
+            if index == 0 and role == "assistant":
+                text, text_tokens = GREETING, 8
+            else:
+                text, text_tokens = self.text.pick(self.rng)
+            messages.append({"role": role, "content": text})
+            tokens += 4 + text_tokens
+        return messages, tokens
+
+    def row(self, project: str) -> tuple[tuple[str, str, str, int, str, str, str], dict[str, str]]:
+        rng = self.rng
+        completion_id, created_ms = self.ids.new_id()
+        model = self.models(rng)
+        metadata = self.metadata()
+        messages, prompt_tokens = self.messages(metadata["team"])
+        reply, reply_tokens = self.text.pick(rng)
+        template = self.templates[rng.randrange(len(self.templates))]
+        completion: Any = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created_ms // 1000,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": reply,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": reply_tokens,
+                "total_tokens": prompt_tokens + reply_tokens,
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_chatkeep",
+        }
+        stored = build_stored_completion(
+            completion,
+            template.params,
+            template.body,
+            request_id=self.ids.request_id(),
+            seed=template.params.seed or self.ids.seed(),
+        )
+        columns = (
+            project,
+            completion_id,
+            model,
+            created_ms // 1000,
+            dump_json(stored),
+            dump_json(metadata),
+            dump_json(messages),
+        )
+        return columns, metadata
+
+    def batch(self, size: int) -> Rows:
+        rows = Rows([], [])
+        for _ in range(size):
+            project = self.projects[self.rng.randrange(len(self.projects))]
+            columns, metadata = self.row(project)
+            rows.completions.append(columns)
+            rows.metadata.extend((project, columns[1], k, v) for k, v in metadata.items())
+        return rows
+
+
+def batches(generator: Generator, count: int, size: int) -> Iterator[Rows]:
+    """The batches, built on a thread of their own, one ahead of the writer."""
+    ready: queue.Queue[Rows | BaseException | None] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        try:
+            left = count
+            while left > 0:
+                ready.put(generator.batch(min(size, left)))
+                left -= size
+            ready.put(None)
+        except BaseException as exc:  # handed to the writer, which re-raises it
+            ready.put(exc)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := ready.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class Progress:
+    def __init__(self, count: int) -> None:
+        self.count, self.done, self.started = count, 0, time.perf_counter()
+        self._shown = self.started
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        now = time.perf_counter()
+        if now - self._shown >= 5 or self.done == self.count:
+            self._shown = now
+            rate = self.done / (now - self.started)
+            print(f"  {self.done:,}/{self.count:,} ({rate:,.0f} rows/s)", file=sys.stderr)
+
+
+_SQLITE_COMPLETIONS = (
+    "INSERT INTO completions (project, id, model, created, completion, metadata, messages) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_METADATA = (
+    "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
+)
+
+
+def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
+    """Insert every batch in its own transaction; returns the database's size in bytes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        # A loader's settings, not the server's: no fsync per batch, a large page cache so
+        # the metadata index stays in memory, and the WAL folded back in at the end.
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -1048576")
+        conn.execute("PRAGMA foreign_keys = OFF")  # the rows are consistent by construction
+        for batch in rows:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_SQLITE_COMPLETIONS, batch.completions)
+            conn.executemany(_SQLITE_METADATA, batch.metadata)
+            conn.execute("COMMIT")
+            progress.add(len(batch.completions))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return sum(
+        os.path.getsize(path + suffix)
+        for suffix in ("", "-wal", "-shm")
+        if os.path.exists(path + suffix)
+    )
+
+
+async def fill_postgres(url: str, rows: Iterator[Rows], progress: Progress) -> int:
+    """COPY every batch in its own transaction; returns pg_database_size after VACUUM."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        loop = asyncio.get_running_loop()
+        while (batch := await loop.run_in_executor(None, next, rows, None)) is not None:
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "completions",
+                    records=batch.completions,
+                    columns=[
+                        "project",
+                        "id",
+                        "model",
+                        "created",
+                        "completion",
+                        "metadata",
+                        "messages",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "completion_metadata",
+                    records=batch.metadata,
+                    columns=["project", "completion_id", "key", "value"],
+                )
+            progress.add(len(batch.completions))
+        print("  VACUUM ANALYZE ...", file=sys.stderr)
+        await conn.execute("VACUUM ANALYZE completions")
+        await conn.execute("VACUUM ANALYZE completion_metadata")
+        size: int = await conn.fetchval("SELECT pg_database_size(current_database())")
+        return size
+    finally:
+        await conn.close()
+
+
+def fill(url: str, count: int, projects: int, seed: int, batch: int) -> dict[str, Any]:
+    """Bring the schema up to date, fill, and return the measurements."""
+    applied = asyncio.run(open_store(Settings(database_url=url)).upgrade())
+    if applied:
+        print(f"  migrations applied: {', '.join(applied)}", file=sys.stderr)
+    progress = Progress(count)
+    rows = batches(Generator(seed, projects), count, batch)
+    if url.startswith("sqlite:///"):
+        engine, size = "sqlite", fill_sqlite(sqlite_path(url), rows, progress)
+    else:
+        engine, size = "postgres", asyncio.run(fill_postgres(url, rows, progress))
+    seconds = time.perf_counter() - progress.started
+    return {
+        "engine": engine,
+        "count": count,
+        "projects": projects,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(count / seconds),
+        "database_bytes": size,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fill a chatkeep store with synthetic data.")
+    parser.add_argument("--database-url", required=True, help="sqlite:///... or postgresql://...")
+    parser.add_argument("--count", type=int, required=True, help="completions to add")
+    parser.add_argument("--projects", type=int, default=1, help="projects to spread them over")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
+    parser.add_argument("--batch", type=int, default=20_000, help="completions per transaction")
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.projects < 1 or args.batch < 1:
+        parser.error("--count, --projects and --batch must be at least 1")
+    try:
+        result = fill(args.database_url, args.count, args.projects, args.seed, args.batch)
+    except (OSError, ValueError, sqlite3.Error, asyncpg.PostgresError) as error:
+        print(f"fill_store: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"filled {result['count']:,} completions in {result['seconds']} s "
+        f"({result['rows_per_second']:,} rows/s); "
+        f"database size {result['database_bytes'] / 2**20:,.1f} MiB"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""`POST /v1/chat/completions`, the hot path, as a plain ASGI handler ahead of Starlette.
+
+Every model call goes through this route, so it skips what the other routes get from
+Starlette and this one does not need: route matching, the Request and Response objects, the
+exception middleware, and the task group Starlette puts around every stream. Measured on the
+relay benchmark, those layers were a large share of chatkeep's own cost per request
+(bench/README.md). It does what a route does: authenticate, parse, call the service, render;
+errors get the envelope every route uses (`error_response`), and a client that disconnects
+mid-stream cancels the stream, as with Starlette's StreamingResponse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from chatkeep.errors import ChatkeepError, MethodNotAllowedError
+from chatkeep.http.body import read_body
+from chatkeep.http.responses import error_response
+from chatkeep.http.state import AppState
+from chatkeep.protocol.codec import encode_json
+from chatkeep.protocol.requests import parse_create_request
+from chatkeep.service.completions import CallContext
+
+PATH = "/v1/chat/completions"
+# The list route (GET) lives in Starlette's router; this path's other methods are answered here.
+_PASSED_ON = frozenset({"GET", "HEAD"})
+_ALLOW = {"allow": "GET, HEAD, POST"}
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class CreateRoute:
+    """ASGI middleware answering `POST /v1/chat/completions`; other paths pass on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] in _PASSED_ON:
+            await self.app(scope, receive, send)
+            return
+        state: AppState = scope["app"].state.chatkeep
+        try:
+            if scope["method"] != "POST":
+                where = f"{scope['method']} {PATH}"
+                raise MethodNotAllowedError(f"Invalid method for URL ({where}).", headers=_ALLOW)
+            await _create(state, scope, receive, send)
+        except ChatkeepError as error:
+            await error_response(error)(scope, receive, send)
+        except ClientDisconnect:
+            return  # gone before its body arrived: nobody to answer
+
+
+async def _create(state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+    headers = Headers(scope=scope)
+    project = await state.authenticator.project_for(headers)
+    context = CallContext(project=project, request_id=scope["state"]["request_id"])
+    parsed = parse_create_request(
+        await read_body(headers, receive, state.settings.max_request_bytes)
+    )
+    if parsed.params.stream:
+        frames = await state.creator.open_chat_completion_stream(parsed, context)
+        await _send_stream(frames, receive, send)
+        return
+    completion = await state.creator.create_chat_completion(parsed, context)
+    content = encode_json(completion)
+    length = (b"content-length", str(len(content)).encode())
+    await send({"type": "http.response.start", "status": 200, "headers": [length, _JSON]})
+    await send({"type": "http.response.body", "body": content})
+
+
+async def _send_stream(frames: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Send the SSE frames; a client that goes away cancels the stream where it waits."""
+    streaming = asyncio.current_task()
+    done = False
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not done and streaming is not None:
+            gone = True
+            streaming.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        async for frame in frames:
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not gone or streaming is None:
+            raise
+        streaming.uncancel()  # the client left: nothing more to send, nothing stored
+    finally:
+        done = True
+        watcher.cancel()
+        aclose = getattr(frames, "aclose", None)
+        if aclose is not None:
+            await aclose()
