@@ -49,7 +49,8 @@ def test_retrieve_returns_the_reference_shape(client: openai.OpenAI, http: httpx
     assert stored["response_format"] is None
     message = stored["choices"][0]["message"]
     assert message["content"] == "write a haiku about ai"
-    assert message["tool_calls"] is None and message["function_call"] is None
+    # Absent, not null: the spec's schema types both as non-nullable (README).
+    assert "tool_calls" not in message and "function_call" not in message
     sdk = client.chat.completions.retrieve(completion_id)
     assert sdk.id == completion_id and sdk.metadata == {"team": "a"}
     assert sdk.seed == SEED  # type: ignore[attr-defined]
@@ -137,7 +138,7 @@ def test_messages_list_shows_the_input_messages(client: openai.OpenAI, http: htt
     assert [m["role"] for m in items] == ["system", "user", "assistant", "tool", "user"]
     assert items[1] == {
         "id": f"{completion.id}-1", "role": "user", "content": "write a haiku about ai",
-        "name": "ada", "content_parts": None,
+        "name": "ada", "content_parts": None, "refusal": None,
     }  # fmt: skip
     assert items[2]["tool_calls"] == [tool_call]
     assert items[3]["tool_call_id"] == "call_1"

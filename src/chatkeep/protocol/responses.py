@@ -129,6 +129,7 @@ class ChatCompletionStoreMessage(TypedDict):
     content: str | None
     name: str | None
     content_parts: list[dict[str, Any]] | None
+    refusal: str | None
 
 
 class CursorPage(TypedDict):

@@ -19,7 +19,7 @@ from chatkeep.protocol.responses import ChatCompletion, ChatCompletionStoreMessa
 _SHOWN_PART_TYPES = frozenset({"text", "image_url"})
 # Role-specific fields of an input message shown beside the reference's five keys, so that
 # an export keeps whole conversations (tool calls and their results).
-_EXTRA_MESSAGE_FIELDS = ("tool_calls", "tool_call_id", "refusal", "function_call", "audio")
+_EXTRA_MESSAGE_FIELDS = ("tool_calls", "tool_call_id", "function_call", "audio")
 
 
 def build_stored_completion(
@@ -58,13 +58,11 @@ def _effective(value: float | None, default: float) -> float:
 
 
 def _stored_choice(choice: Any) -> dict[str, Any]:
-    message = dict(choice["message"])
-    # The reference shows absent tool calls and function calls as explicit nulls.
-    message.setdefault("tool_calls", None)
-    message.setdefault("function_call", None)
+    # The reference's example shows absent `tool_calls` and `function_call` as explicit
+    # nulls, but its schema types both as non-nullable: the schema wins, so they stay absent.
     return {
         "index": choice["index"],
-        "message": message,
+        "message": choice["message"],
         "finish_reason": choice["finish_reason"],
         "logprobs": choice.get("logprobs"),
     }
@@ -86,6 +84,8 @@ def store_message(
         "content": content,
         "name": message.get("name"),
         "content_parts": parts,
+        # Required by the schema (the example leaves it out); an input's refusal, if any.
+        "refusal": message.get("refusal"),
     }
     extras = {key: message[key] for key in _EXTRA_MESSAGE_FIELDS if key in message}
     if extras:
