@@ -35,8 +35,9 @@ async def chatkeep_url(tmp_path: Path, upstream: FaultUpstream) -> AsyncIterator
     config = uvicorn.Config(create_app(settings), port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    with anyio.fail_after(10):
+        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}/v1"
     server.should_exit = True
