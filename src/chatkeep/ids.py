@@ -14,6 +14,8 @@ import re
 import secrets
 import threading
 import time
+import weakref
+from functools import partial
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 COMPLETION_PREFIX = "chatcmpl-"
@@ -50,6 +52,9 @@ class CompletionIdGenerator:
         self._random = random.Random(os.urandom(32))
         self._lock = threading.Lock()
         self._last = 0
+        # A forked child (a pre-forking process manager) would otherwise repeat its parent's
+        # sequence, and two processes would mint the same ids in the same millisecond.
+        os.register_at_fork(after_in_child=partial(_reseed, weakref.ref(self._random)))
 
     def new_id(self) -> tuple[str, int]:
         """Return a new completion id and its creation time in Unix milliseconds."""
@@ -70,6 +75,12 @@ class CompletionIdGenerator:
     def seed(self) -> int:
         """A server-chosen seed: a non-negative int64, as in OpenAI's stored examples."""
         return self._random.getrandbits(63)
+
+
+def _reseed(generator: weakref.ref[random.Random]) -> None:
+    found = generator()
+    if found is not None:
+        found.seed(os.urandom(32))
 
 
 def is_completion_id(value: str) -> bool:
