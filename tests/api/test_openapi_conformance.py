@@ -9,6 +9,7 @@ pages have null `first_id`/`last_id`), the test says so and checks the rest.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from referencing.jsonschema import DRAFT202012
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "openai-openapi" / "openapi.yaml"
 SPEC_URI = "urn:openai-openapi"
 
-pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"the OpenAPI document is not at {SPEC}")
+# Skipped where the document is absent (a checkout without shared/ beside it), except in CI,
+# which sets CHATKEEP_REQUIRE_OPENAPI=1 and so fails instead.
+pytestmark = pytest.mark.skipif(
+    not SPEC.exists() and os.environ.get("CHATKEEP_REQUIRE_OPENAPI") != "1",
+    reason=f"the OpenAPI document is not at {SPEC}",
+)
 
 
 @cache
