@@ -1,8 +1,8 @@
 """Who may call, and which project a call belongs to.
 
-`OpenAccess` lets every call in, in the one default project. `KeyAccess`
-(`chatkeep.service.key_access`) requires API keys, and runs open only while the database
-holds none and the server may run open (a loopback address, or `--insecure-no-auth`).
+`KeyAccess` (`chatkeep.service.key_access`) is the one implementation: it requires API
+keys, and runs open (every call in the default project) only while the database holds none
+and the server may run open (a loopback address, or `--insecure-no-auth`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from typing import Protocol
-
-from chatkeep.store.base import DEFAULT_PROJECT
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -28,20 +26,6 @@ class Authenticator(Protocol):
     async def aclose(self) -> None:
         """Called before the store closes: finish background work."""
         ...
-
-
-class OpenAccess:
-    """Every caller is in the default project (for tests and embedding; `create_app`
-    builds a `KeyAccess` by default)."""
-
-    async def project_for(self, headers: Mapping[str, str]) -> str:
-        return DEFAULT_PROJECT
-
-    async def start(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 def is_loopback_host(host: str) -> bool:
