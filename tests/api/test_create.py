@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import httpx2
 import jsonschema
 import openai
 import pytest
@@ -61,10 +62,7 @@ def test_stream_helper_accumulates_the_completion(client: openai.OpenAI) -> None
     assert final.choices[0].message.content == "Hello there, chatkeep!"
 
 
-def test_sse_framing_is_data_only_and_ends_with_done(http: object) -> None:
-    import httpx2
-
-    assert isinstance(http, httpx2.Client)
+def test_sse_framing_is_data_only_and_ends_with_done(http: httpx2.Client) -> None:
     response = http.post(
         "/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True}
     )

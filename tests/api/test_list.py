@@ -90,7 +90,6 @@ def test_walk_never_skips_nor_repeats_under_concurrent_inserts_and_deletes(
 ) -> None:
     ids = _store_many(client, 60)
     doomed = set(ids[1::4])
-    stop = threading.Event()
 
     def churn() -> None:
         with openai.OpenAI(api_key="sk", base_url=f"{base_url}/v1", max_retries=0) as other:
@@ -99,7 +98,6 @@ def test_walk_never_skips_nor_repeats_under_concurrent_inserts_and_deletes(
                 other.chat.completions.create(
                     model="m", messages=[{"role": "user", "content": "x"}], store=True
                 )
-            stop.set()
 
     worker = threading.Thread(target=churn)
     seen: list[str] = []

@@ -95,7 +95,7 @@ def test_update_rejects_bad_metadata_and_unknown_ids(client: openai.OpenAI) -> N
     completion_id, _ = _create(client)
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.update(completion_id, metadata={"k": "v" * 513})
-    assert caught.value.param == "metadata.k" or caught.value.param.startswith("metadata")  # type: ignore[union-attr]
+    assert caught.value.param == "metadata.k"
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.update("chatcmpl-nope", metadata={})
 
