@@ -86,22 +86,22 @@ def _invalid_after(raw: str, expected: str) -> InvalidRequestError:
     )
 
 
+def _page(query: dict[str, str]) -> tuple[int, Order]:
+    """`limit` and `order`, which both list endpoints take alike."""
+    limit = parse_limit(query["limit"]) if "limit" in query else DEFAULT_LIMIT
+    order = parse_order(query["order"]) if "order" in query else "asc"
+    return limit, order
+
+
 def parse_list_query(params: Iterable[tuple[str, str]]) -> ListQuery:
-    limit, after, model = DEFAULT_LIMIT, None, None
-    order: Order = "asc"
+    query = dict(params)  # a parameter given twice takes its last value
+    limit, order = _page(query)
+    after = query.get("after")
+    if after is not None and not is_completion_id(after):
+        raise _invalid_after(after, "the id of a chat completion ('chatcmpl-...')")
     metadata: dict[str, str] = {}
-    for key, value in params:
-        if key == "limit":
-            limit = parse_limit(value)
-        elif key == "order":
-            order = parse_order(value)
-        elif key == "after":
-            if not is_completion_id(value):
-                raise _invalid_after(value, "the id of a chat completion ('chatcmpl-...')")
-            after = value
-        elif key == "model":
-            model = value
-        elif key == "metadata" or key.startswith(METADATA_PREFIX):
+    for key, value in query.items():
+        if key == "metadata" or key.startswith(METADATA_PREFIX):
             if not (key.endswith("]") and len(key) > len(METADATA_PREFIX) + 1):
                 raise InvalidRequestError(
                     f"Invalid query parameter '{key}': filter by metadata with "
@@ -110,22 +110,20 @@ def parse_list_query(params: Iterable[tuple[str, str]]) -> ListQuery:
                     code="invalid_value",
                 )
             metadata[key[len(METADATA_PREFIX) : -1]] = value
-    return ListQuery(limit=limit, order=order, after=after, model=model, metadata=metadata)
+    return ListQuery(
+        limit=limit, order=order, after=after, model=query.get("model"), metadata=metadata
+    )
 
 
 def parse_messages_query(completion_id: str, params: Iterable[tuple[str, str]]) -> MessagesQuery:
-    limit, after = DEFAULT_LIMIT, None
-    order: Order = "asc"
-    for key, value in params:
-        if key == "limit":
-            limit = parse_limit(value)
-        elif key == "order":
-            order = parse_order(value)
-        elif key == "after":
-            parsed = parse_message_id(value)
-            if parsed is None or parsed[0] != completion_id:
-                raise _invalid_after(
-                    value, f"a message id of this completion ('{completion_id}-N')"
-                )
-            after = parsed[1]
+    query = dict(params)  # a parameter given twice takes its last value
+    limit, order = _page(query)
+    after: int | None = None
+    if "after" in query:
+        parsed = parse_message_id(query["after"])
+        if parsed is None or parsed[0] != completion_id:
+            raise _invalid_after(
+                query["after"], f"a message id of this completion ('{completion_id}-N')"
+            )
+        after = parsed[1]
     return MessagesQuery(limit=limit, order=order, after=after)
