@@ -232,9 +232,9 @@ class Generator:
             completion_id,
             model,
             created_ms // 1000,
-            dump_json(stored),
-            dump_json(metadata),
-            dump_json(messages),
+            dump_json(stored, "completion"),
+            dump_json(metadata, "metadata"),
+            dump_json(messages, "messages"),
         )
         return columns, metadata
 

@@ -9,11 +9,8 @@ so chatkeep recovers by itself when PostgreSQL comes back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -21,12 +18,20 @@ import asyncpg  # type: ignore[import-untyped]
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.base import NewCompletion
+from chatkeep.store.postgres_faults import (
+    STALE_CONNECTION,
+    UNAVAILABLE,
+    Connection,
+    ConnectionLost,
+    connection_lost,
+    unavailable,
+)
+from chatkeep.store.postgres_inserts import InsertBatcher
 from chatkeep.store.schema import (
     DELETE_SQL,
     GET_SQL,
     MESSAGES_SQL,
     MIGRATIONS_TABLE,
-    CompletionExistsError,
     MigrationPlan,
     dump_json,
     list_sql,
@@ -38,72 +43,27 @@ from chatkeep.store.schema import (
     sparsest_first,
     stored_object,
 )
+from chatkeep.store.text import (
+    all_keepable,
+    check_metadata,
+    check_new_completion,
+    keepable,
+    query_can_match,
+)
 
 T = TypeVar("T")
-Connection = Any  # asyncpg ships no type information
 
 # Serializes migrations of one database across chatkeep processes starting together.
 _MIGRATION_LOCK = 0x63686B70  # "chkp"
 
-# Errors meaning "the database cannot answer now", as opposed to a bad statement:
-# connection failures (class 08), shutdown or restart in progress (57), out of
-# connections, memory or disk (53), a standby after failover, socket errors and timeouts.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.ReadOnlySQLTransactionError,
-    # What asyncpg raises on a pooled connection whose server process said goodbye
-    # (terminated, restarted) while the socket's end is not yet seen.
-    asyncpg.exceptions.InternalClientError,
-)
-# Errors after which the pool's other connections are suspect too (the server restarted):
-# they are all replaced on their next acquire, and a read gets one more try.
-_STALE_CONNECTION: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.InternalClientError,
-    ConnectionResetError,
-)
-
-_INSERT = """
-WITH c AS (
-    INSERT INTO completions (project, id, model, created, completion, metadata, messages)
-    VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json)
-    RETURNING project, id
-)
-INSERT INTO completion_metadata (project, completion_id, key, value)
-SELECT c.project, c.id, m.key, m.value FROM c, unnest($8::text[], $9::text[]) AS m(key, value)
-"""
 _UPDATE = (
     "UPDATE completions SET metadata = $3::json WHERE project = $1 AND id = $2 RETURNING completion"
 )
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = $1 AND completion_id = $2"
-_INSERT_PAIRS = (
+INSERT_PAIRS = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) "
     "SELECT $1, $2, m.key, m.value FROM unnest($3::text[], $4::text[]) AS m(key, value)"
 )
-
-
-class _ConnectionLost(ConnectionResetError):
-    """The connection closed under a call: asyncpg then reports the next use of it (often a
-    transaction's end) as an `InterfaceError`, which is not otherwise a connection error."""
-
-
-def _connection_lost(conn: Connection) -> bool:
-    try:
-        return bool(conn.is_closed())
-    except asyncpg.InterfaceError:  # the pool has already taken the dead connection back
-        return True
-
-
-def _unavailable(exc: BaseException) -> StoreUnavailableError:
-    # The exception's text can name hosts; the cause stays chained for the logs.
-    kind = "did not answer in time" if isinstance(exc, TimeoutError) else "is unavailable"
-    return StoreUnavailableError(f"The PostgreSQL database {kind}; try again shortly.")
 
 
 async def _applied(conn: Connection) -> list[str]:
@@ -123,98 +83,6 @@ async def _migrate(conn: Connection, plan: MigrationPlan) -> list[str]:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO chatkeep_migrations (name) VALUES ($1)", migration.name)
     return [m.name for m in todo]
-
-
-@dataclass(slots=True)
-class _PendingInsert:
-    completion_id: str
-    args: tuple[Any, ...]
-    future: asyncio.Future[None]
-
-
-Outcome = BaseException | None
-Caller = Callable[[Callable[[Connection], Awaitable[list[Outcome]]]], Awaitable[list[Outcome]]]
-
-
-class _InsertBatcher:
-    """Writer tasks that commit queued inserts in batches, each caller getting its own
-    outcome: a batch that fails on one item is redone with a savepoint per item."""
-
-    def __init__(self, call: Caller, batch_size: int, writers: int) -> None:
-        self._call = call
-        self._batch_size = batch_size
-        self._queue: asyncio.Queue[_PendingInsert] = asyncio.Queue()
-        self.transactions = 0
-        self._tasks = [asyncio.create_task(self._write_loop()) for _ in range(writers)]
-
-    async def submit(self, completion_id: str, args: tuple[Any, ...]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_PendingInsert(completion_id, args, future))
-        await future
-
-    async def close(self) -> None:
-        """Commit everything queued, then stop the writers."""
-        await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                outcomes = await self._commit(batch)
-            except Exception as exc:  # a writer never dies with callers waiting
-                outcomes = [exc] * len(batch)
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.future.done():  # a cancelled caller's row is stored anyway
-                    if outcome is None:
-                        pending.future.set_result(None)
-                    else:
-                        pending.future.set_exception(outcome)
-                self._queue.task_done()
-
-    async def _commit(self, batch: list[_PendingInsert]) -> list[Outcome]:
-        async def together(conn: Connection) -> list[Outcome]:
-            try:
-                async with conn.transaction():
-                    await conn.executemany(_INSERT, [pending.args for pending in batch])
-            except _UNAVAILABLE:
-                raise
-            except Exception:
-                if _connection_lost(conn):
-                    raise
-                outcomes = await _one_by_one(conn, batch)
-            else:
-                outcomes = [None] * len(batch)
-            self.transactions += 1
-            return outcomes
-
-        try:
-            return await self._call(together)
-        except _UNAVAILABLE as exc:
-            return [_unavailable(exc) for _ in batch]
-
-
-async def _one_by_one(conn: Connection, batch: list[_PendingInsert]) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    async with conn.transaction():
-        for pending in batch:
-            try:
-                async with conn.transaction():  # a savepoint
-                    await conn.execute(_INSERT, *pending.args)
-                outcomes.append(None)
-            except asyncpg.UniqueViolationError:
-                outcomes.append(CompletionExistsError(pending.completion_id))
-            except _UNAVAILABLE:
-                raise
-            except Exception as exc:
-                outcomes.append(exc)
-    return outcomes
 
 
 class PostgresStore:
@@ -246,7 +114,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._pool: Any = None
-        self._inserts: _InsertBatcher | None = None
+        self._inserts: InsertBatcher | None = None
 
     @property
     def write_transactions(self) -> int:
@@ -264,20 +132,20 @@ class PostgresStore:
                 timeout=self._connect_timeout,
                 command_timeout=self._command_timeout,
             )
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         try:
             async with pool.acquire(timeout=self._connect_timeout) as conn:
                 await _migrate(conn, plan_open)
         except BaseException as exc:
             await pool.close()
-            if isinstance(exc, _UNAVAILABLE):
-                raise _unavailable(exc) from exc
+            if isinstance(exc, UNAVAILABLE):
+                raise unavailable(exc) from exc
             raise
         self._pool = pool
         # Half the pool at most writes, so that reads never wait behind a burst of inserts.
         writers = max(1, self._pool_max // 2)
-        self._inserts = _InsertBatcher(self._call_unguarded, self._batch_size, writers)
+        self._inserts = InsertBatcher(self._call_unguarded, self._batch_size, writers)
 
     async def close(self) -> None:
         inserts, self._inserts = self._inserts, None
@@ -301,8 +169,8 @@ class PostgresStore:
                     yield conn
                 finally:
                     await conn.close()
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     async def pending_migrations(self) -> list[str]:
         """Names of the migrations not yet applied, in order (all of them when blank)."""
@@ -326,9 +194,9 @@ class PostgresStore:
         for attempt in (1, 2):
             try:
                 return await self._call_unguarded(fn)
-            except _UNAVAILABLE as exc:
-                if not retry_stale or attempt == 2 or not isinstance(exc, _STALE_CONNECTION):
-                    raise _unavailable(exc) from exc
+            except UNAVAILABLE as exc:
+                if not retry_stale or attempt == 2 or not isinstance(exc, STALE_CONNECTION):
+                    raise unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_unguarded(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
@@ -340,10 +208,10 @@ class PostgresStore:
                 try:
                     return await fn(conn)
                 except asyncpg.InterfaceError as exc:
-                    if _connection_lost(conn):
-                        raise _ConnectionLost("The connection closed during the call.") from exc
+                    if connection_lost(conn):
+                        raise ConnectionLost("The connection closed during the call.") from exc
                     raise
-        except _STALE_CONNECTION:
+        except STALE_CONNECTION:
             # The server restarted, so every pooled connection is suspect: replace them all.
             await pool.expire_connections()
             raise
@@ -356,18 +224,23 @@ class PostgresStore:
         if inserts is None:
             raise StoreUnavailableError("The store is closed.")
         c = completion
-        args = (c.project, c.id, c.model, c.created, dump_json(c.completion),
-                dump_json(c.metadata), dump_json(c.messages),
+        check_new_completion(c)
+        args = (c.project, c.id, c.model, c.created, dump_json(c.completion, "completion"),
+                dump_json(c.metadata, "metadata"), dump_json(c.messages, "messages"),
                 list(c.metadata.keys()), list(c.metadata.values()))  # fmt: skip
         await inserts.submit(c.id, args)
 
     async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
+        if not all_keepable((project, completion_id)):
+            return None
         row = await self._call(
             lambda conn: conn.fetchrow(GET_SQL, project, completion_id), retry_stale=True
         )
         return None if row is None else stored_object(row[0], row[1])
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
+        if not all_keepable((project, completion_id)):
+            return None
         text = await self._call(
             lambda conn: conn.fetchval(MESSAGES_SQL, project, completion_id), retry_stale=True
         )
@@ -379,7 +252,10 @@ class PostgresStore:
     async def update_metadata(
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any] | None:
-        encoded = dump_json(metadata)
+        check_metadata(metadata)
+        if not all_keepable((project, completion_id)):
+            return None
+        encoded = dump_json(metadata, "metadata")
 
         async def update(conn: Connection) -> str | None:
             async with conn.transaction():
@@ -389,13 +265,15 @@ class PostgresStore:
                 if completion is not None:
                     await conn.execute(_CLEAR_PAIRS, project, completion_id)
                     keys, values = list(metadata.keys()), list(metadata.values())
-                    await conn.execute(_INSERT_PAIRS, project, completion_id, keys, values)
+                    await conn.execute(INSERT_PAIRS, project, completion_id, keys, values)
                 return completion
 
         completion = await self._call(update)
         return None if completion is None else stored_object(completion, encoded)
 
     async def delete(self, project: str, completion_id: str) -> bool:
+        if not all_keepable((project, completion_id)):
+            return False
         # The metadata pairs go with it: ON DELETE CASCADE.
         deleted = await self._call(lambda conn: conn.fetchval(DELETE_SQL, project, completion_id))
         return deleted is not None
@@ -407,6 +285,8 @@ class PostgresStore:
 
     # Last, because inside the class body its name shadows the builtin `list`.
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        if not (keepable(project) and query_can_match(query)):
+            return []
         reach = reach_sql(project, query) if len(query.metadata) > 1 else None
 
         async def page(conn: Connection) -> Any:

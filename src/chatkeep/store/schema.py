@@ -18,6 +18,7 @@ import orjson
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.queries import ListQuery
+from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
 UPGRADE_COMMAND = "chatkeep db upgrade"
@@ -242,9 +243,13 @@ def pending_names(applied: Sequence[str]) -> list[str]:
     return [m.name for m in MIGRATIONS if m.name not in applied]
 
 
-def dump_json(value: Any) -> str:
-    """JSON text for a stored column (via the wire codec, which takes any integer)."""
-    return encode_json(value).decode()
+def dump_json(value: Any, field: str) -> str:
+    """JSON text for a stored column (via the wire codec, which takes any integer); `field`
+    is named in the 400 when `value` holds a lone surrogate, which is not UTF-8."""
+    try:
+        return encode_json(value).decode()
+    except UnicodeEncodeError:
+        raise unstorable(field) from None
 
 
 def load_json(text: str) -> Any:

@@ -9,14 +9,11 @@ own connections in a few threads; WAL lets them proceed while the writer commits
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from chatkeep.errors import StoreUnavailableError
@@ -40,12 +37,16 @@ from chatkeep.store.schema import (
     sparsest_first,
     stored_object,
 )
+from chatkeep.store.sqlite_writer import WriteOp, Writer
+from chatkeep.store.text import (
+    all_keepable,
+    check_metadata,
+    check_new_completion,
+    keepable,
+    query_can_match,
+)
 
 T = TypeVar("T")
-WriteOp = Callable[[sqlite3.Connection], Any]
-# (succeeded, result or exception) for one queued write.
-Outcome = tuple[bool, Any]
-
 _GET, _MESSAGES, _DELETE = for_sqlite(GET_SQL), for_sqlite(MESSAGES_SQL), for_sqlite(DELETE_SQL)
 _INSERT = (
     "INSERT INTO completions (project, id, model, created, completion, metadata, messages) "
@@ -101,117 +102,6 @@ def _migrate(conn: sqlite3.Connection, plan: MigrationPlan) -> list[str]:
     return [m.name for m in todo]
 
 
-@dataclass(slots=True)
-class _Job:
-    op: WriteOp
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-def _settle(items: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
-    for future, (ok, value) in items:
-        if future.done():  # the caller was cancelled; the write happened regardless
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-class _Writer:
-    """The one thread that writes: drains the queue and commits each batch at once."""
-
-    def __init__(self, conn: sqlite3.Connection, batch_size: int) -> None:
-        self._conn = conn
-        self._batch_size = batch_size
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.transactions = 0
-        self.thread = threading.Thread(target=self._run, name="chatkeep-sqlite-writer")
-        self.thread.daemon = True  # close() stops it; a forgotten store must not hang exit
-        self.thread.start()
-
-    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(op, future, loop))
-        return future
-
-    def stop(self) -> None:
-        """Ask the thread to finish what is queued, then close its connection and exit."""
-        self._queue.put(None)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[_Job] = []
-            job = self._queue.get()
-            while job is not None:
-                batch.append(job)
-                if len(batch) >= self._batch_size:
-                    break
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            stopping = job is None
-            if batch:
-                self._deliver(batch, self._commit_or_fail(batch))
-        self._conn.close()
-
-    def _commit_or_fail(self, batch: list[_Job]) -> list[Outcome]:
-        try:
-            return self._commit(batch)
-        except Exception as exc:  # never let the thread die with callers still waiting
-            return [(False, exc)] * len(batch)
-
-    def _commit(self, batch: list[_Job]) -> list[Outcome]:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                outcomes: list[Outcome] = [(True, job.op(conn)) for job in batch]
-            except Exception:
-                # Someone's item failed: redo the batch with each item in its own savepoint,
-                # so that only the failing items fail and the rest still commit together.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                outcomes = [self._in_savepoint(job) for job in batch]
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            # The transaction itself failed (locked, disk full, I/O): nothing was stored.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            message = f"The SQLite database could not be written: {exc}"
-            return [(False, StoreUnavailableError(message)) for _ in batch]
-        self.transactions += 1
-        return outcomes
-
-    def _in_savepoint(self, job: _Job) -> Outcome:
-        conn = self._conn
-        conn.execute("SAVEPOINT item")
-        try:
-            result = job.op(conn)
-        except Exception as exc:
-            # If the error ended the whole transaction this raises, and the batch fails.
-            conn.execute("ROLLBACK TO item")
-            conn.execute("RELEASE item")
-            return (False, exc)
-        conn.execute("RELEASE item")
-        return (True, result)
-
-    @staticmethod
-    def _deliver(batch: list[_Job], outcomes: list[Outcome]) -> None:
-        # One wake-up of each event loop per batch, not one per item.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
-        for job, outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, outcome))
-        for loop, items in by_loop.items():
-            # A closed loop raises RuntimeError: nobody is waiting there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
-
-
 class SQLiteStore:
     """A `CompletionStore` in one SQLite file, in WAL mode.
 
@@ -235,7 +125,7 @@ class SQLiteStore:
         self._batch_size = batch_size
         self._read_threads = read_threads
         self._busy_timeout_ms = busy_timeout_ms
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -267,7 +157,7 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._writer is not None:
             raise RuntimeError("this store is already open")
-        self._writer = _Writer(await asyncio.to_thread(self._open_writer), self._batch_size)
+        self._writer = Writer(await asyncio.to_thread(self._open_writer), self._batch_size)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
 
     async def close(self) -> None:
@@ -336,10 +226,14 @@ class SQLiteStore:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
+        if not all_keepable((project, completion_id)):
+            return None
         row = await self._read(lambda conn: conn.execute(_GET, (project, completion_id)).fetchone())
         return None if row is None else stored_object(row[0], row[1])
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
+        if not all_keepable((project, completion_id)):
+            return None
         row = await self._read(
             lambda conn: conn.execute(_MESSAGES, (project, completion_id)).fetchone()
         )
@@ -358,9 +252,10 @@ class SQLiteStore:
 
     async def insert(self, completion: NewCompletion) -> None:
         c = completion
+        check_new_completion(c)
         # Encoded here, not on the writer thread, which is the one thing all writes share.
-        row = (c.project, c.id, c.model, c.created, dump_json(c.completion),
-               dump_json(c.metadata), dump_json(c.messages))  # fmt: skip
+        row = (c.project, c.id, c.model, c.created, dump_json(c.completion, "completion"),
+               dump_json(c.metadata, "metadata"), dump_json(c.messages, "messages"))  # fmt: skip
         pairs = [(c.project, c.id, key, value) for key, value in c.metadata.items()]
 
         def op(conn: sqlite3.Connection) -> None:
@@ -376,7 +271,10 @@ class SQLiteStore:
     async def update_metadata(
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any] | None:
-        encoded = dump_json(metadata)
+        check_metadata(metadata)
+        if not all_keepable((project, completion_id)):
+            return None
+        encoded = dump_json(metadata, "metadata")
         pairs = [(project, completion_id, key, value) for key, value in metadata.items()]
 
         def op(conn: sqlite3.Connection) -> str | None:
@@ -392,6 +290,9 @@ class SQLiteStore:
         return None if completion is None else stored_object(completion, encoded)
 
     async def delete(self, project: str, completion_id: str) -> bool:
+        if not all_keepable((project, completion_id)):
+            return False
+
         def op(conn: sqlite3.Connection) -> bool:
             # The metadata pairs go with it: ON DELETE CASCADE.
             return bool(conn.execute(_DELETE, (project, completion_id)).fetchall())
@@ -412,6 +313,8 @@ class SQLiteStore:
 
     # Last, because inside the class body its name shadows the builtin `list`.
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        if not (keepable(project) and query_can_match(query)):
+            return []
         reach = reach_sql(project, query) if len(query.metadata) > 1 else None
 
         def page(conn: sqlite3.Connection) -> Any:

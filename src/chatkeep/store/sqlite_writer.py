@@ -1,0 +1,134 @@
+"""The one thread that writes to a SQLite store, with group commit.
+
+It commits whatever has queued up in one transaction and only then resolves the waiting
+futures: one WAL append per batch instead of per write, and "acknowledged" always means
+"committed". A batch that fails on one item is redone with a savepoint per item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chatkeep.errors import StoreUnavailableError
+
+WriteOp = Callable[[sqlite3.Connection], Any]
+# (succeeded, result or exception) for one queued write.
+Outcome = tuple[bool, Any]
+
+
+@dataclass(slots=True)
+class _Job:
+    op: WriteOp
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, (ok, value) in items:
+        if future.done():  # the caller was cancelled; the write happened regardless
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class Writer:
+    """The one thread that writes: drains the queue and commits each batch at once."""
+
+    def __init__(self, conn: sqlite3.Connection, batch_size: int) -> None:
+        self._conn = conn
+        self._batch_size = batch_size
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.transactions = 0
+        self.thread = threading.Thread(target=self._run, name="chatkeep-sqlite-writer")
+        self.thread.daemon = True  # close() stops it; a forgotten store must not hang exit
+        self.thread.start()
+
+    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job(op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Ask the thread to finish what is queued, then close its connection and exit."""
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Job] = []
+            job = self._queue.get()
+            while job is not None:
+                batch.append(job)
+                if len(batch) >= self._batch_size:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = job is None
+            if batch:
+                self._deliver(batch, self._commit_or_fail(batch))
+        self._conn.close()
+
+    def _commit_or_fail(self, batch: list[_Job]) -> list[Outcome]:
+        try:
+            return self._commit(batch)
+        except Exception as exc:  # never let the thread die with callers still waiting
+            return [(False, exc)] * len(batch)
+
+    def _commit(self, batch: list[_Job]) -> list[Outcome]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes: list[Outcome] = [(True, job.op(conn)) for job in batch]
+            except Exception:
+                # Someone's item failed: redo the batch with each item in its own savepoint,
+                # so that only the failing items fail and the rest still commit together.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._in_savepoint(job) for job in batch]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The transaction itself failed (locked, disk full, I/O): nothing was stored.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            message = f"The SQLite database could not be written: {exc}"
+            return [(False, StoreUnavailableError(message)) for _ in batch]
+        self.transactions += 1
+        return outcomes
+
+    def _in_savepoint(self, job: _Job) -> Outcome:
+        conn = self._conn
+        conn.execute("SAVEPOINT item")
+        try:
+            result = job.op(conn)
+        except Exception as exc:
+            # If the error ended the whole transaction this raises, and the batch fails.
+            conn.execute("ROLLBACK TO item")
+            conn.execute("RELEASE item")
+            return (False, exc)
+        conn.execute("RELEASE item")
+        return (True, result)
+
+    @staticmethod
+    def _deliver(batch: list[_Job], outcomes: list[Outcome]) -> None:
+        # One wake-up of each event loop per batch, not one per item.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
+        for loop, items in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
