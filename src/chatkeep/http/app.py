@@ -19,6 +19,7 @@ from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.http.create_route import CreateRoute
 from chatkeep.http.middleware import RequestIdMiddleware
+from chatkeep.http.paths import RawPathRouting
 from chatkeep.http.responses import handle_chatkeep_error, handle_http_exception
 from chatkeep.http.routes import ROUTES
 from chatkeep.http.state import AppState
@@ -77,12 +78,18 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         # The create route runs inside the request-id middleware, ahead of Starlette's router.
-        middleware=[Middleware(RequestIdMiddleware, ids=ids), Middleware(CreateRoute)],
+        middleware=[
+            Middleware(RequestIdMiddleware, ids=ids),
+            Middleware(RawPathRouting),
+            Middleware(CreateRoute),
+        ],
         exception_handlers={
             ChatkeepError: handle_chatkeep_error,
             HTTPException: handle_http_exception,
         },
         lifespan=lifespan,
     )
+    # An API answers the path it was sent, never a redirect to another (docs: README).
+    app.router.redirect_slashes = False
     app.state.chatkeep = state
     return app

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatkeep.errors import NotFoundError
 from chatkeep.http.body import read_body
+from chatkeep.http.paths import path_param
 from chatkeep.http.responses import OpenAIJSONResponse
 from chatkeep.http.state import AppState
 from chatkeep.protocol.queries import parse_list_query, parse_messages_query
@@ -38,7 +40,7 @@ async def list_chat_completions(request: Request) -> Response:
 async def retrieve_chat_completion(request: Request) -> Response:
     state = _state(request)
     context = await _context(request, state)
-    completion_id = request.path_params["completion_id"]
+    completion_id = path_param(request, "completion_id")
     stored = await state.stored.retrieve_chat_completion(context.project, completion_id)
     return OpenAIJSONResponse(stored)
 
@@ -48,7 +50,7 @@ async def update_chat_completion(request: Request) -> Response:
     context = await _context(request, state)
     body = await read_body(request.headers, request.receive, state.settings.max_request_bytes)
     metadata = parse_update_request(body)
-    completion_id = request.path_params["completion_id"]
+    completion_id = path_param(request, "completion_id")
     updated = await state.stored.update_chat_completion(context.project, completion_id, metadata)
     return OpenAIJSONResponse(updated)
 
@@ -56,7 +58,7 @@ async def update_chat_completion(request: Request) -> Response:
 async def delete_chat_completion(request: Request) -> Response:
     state = _state(request)
     context = await _context(request, state)
-    completion_id = request.path_params["completion_id"]
+    completion_id = path_param(request, "completion_id")
     deleted = await state.stored.delete_chat_completion(context.project, completion_id)
     return OpenAIJSONResponse(deleted)
 
@@ -64,7 +66,7 @@ async def delete_chat_completion(request: Request) -> Response:
 async def list_chat_completion_messages(request: Request) -> Response:
     state = _state(request)
     context = await _context(request, state)
-    completion_id = request.path_params["completion_id"]
+    completion_id = path_param(request, "completion_id")
     query = parse_messages_query(completion_id, request.query_params.multi_items())
     page = await state.stored.list_chat_completion_messages(context.project, completion_id, query)
     return OpenAIJSONResponse(page)
@@ -79,9 +81,10 @@ async def list_models(request: Request) -> Response:
 async def retrieve_model(request: Request) -> Response:
     state = _state(request)
     await _context(request, state)
-    return OpenAIJSONResponse(
-        model_catalog.retrieve_model(state.router, request.path_params["model"])
-    )
+    name = path_param(request, "model")
+    if not name:  # `/v1/models/`: the `path` parameter matches the empty string too
+        raise NotFoundError(f"Invalid URL (GET {request.url.path}).")
+    return OpenAIJSONResponse(model_catalog.retrieve_model(state.router, name))
 
 
 async def health(request: Request) -> Response:
