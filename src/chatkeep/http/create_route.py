@@ -6,7 +6,8 @@ exception middleware, and the task group Starlette puts around every stream. Mea
 relay benchmark, those layers were a large share of chatkeep's own cost per request
 (bench/README.md). It does what a route does: authenticate, parse, call the service, render;
 errors get the envelope every route uses (`error_response`), and a client that disconnects
-mid-stream cancels the stream, as with Starlette's StreamingResponse.
+mid-stream cancels the stream, as with Starlette's StreamingResponse. Every answer goes
+through a `ResponseChannel`, so an error after a stream began ends it with an error event.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatkeep.errors import ChatkeepError, MethodNotAllowedError
 from chatkeep.http.body import read_body
-from chatkeep.http.responses import error_response
+from chatkeep.http.channel import ResponseChannel
 from chatkeep.http.state import AppState
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.requests import parse_create_request
@@ -30,12 +31,6 @@ PATH = "/v1/chat/completions"
 # The list route (GET) lives in Starlette's router; this path's other methods are answered here.
 _PASSED_ON = frozenset({"GET", "HEAD"})
 _ALLOW = {"allow": "GET, HEAD, POST"}
-_JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 class CreateRoute:
@@ -49,37 +44,48 @@ class CreateRoute:
             await self.app(scope, receive, send)
             return
         state: AppState = scope["app"].state.chatkeep
+        channel = ResponseChannel(send)
         try:
             if scope["method"] != "POST":
                 where = f"{scope['method']} {PATH}"
                 raise MethodNotAllowedError(f"Invalid method for URL ({where}).", headers=_ALLOW)
-            await _create(state, scope, receive, send)
+            await _create(state, scope, receive, channel)
         except ChatkeepError as error:
-            await error_response(error)(scope, receive, send)
+            await channel.fail(error)
         except ClientDisconnect:
             return  # gone before its body arrived: nobody to answer
 
 
-async def _create(state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+def _request_id(scope: Scope) -> str:
+    request_id: str = scope["state"]["request_id"]
+    return request_id
+
+
+async def _create(
+    state: AppState, scope: Scope, receive: Receive, channel: ResponseChannel
+) -> None:
     headers = Headers(scope=scope)
     project = await state.authenticator.project_for(headers)
-    context = CallContext(project=project, request_id=scope["state"]["request_id"])
+    context = CallContext(project=project, request_id=_request_id(scope))
     parsed = parse_create_request(
         await read_body(headers, receive, state.settings.max_request_bytes)
     )
     if parsed.params.stream:
         frames = await state.creator.open_chat_completion_stream(parsed, context)
-        await _send_stream(frames, receive, send)
+        await _send_stream(frames, receive, channel)
         return
     completion = await state.creator.create_chat_completion(parsed, context)
-    content = encode_json(completion)
-    length = (b"content-length", str(len(content)).encode())
-    await send({"type": "http.response.start", "status": 200, "headers": [length, _JSON]})
-    await send({"type": "http.response.body", "body": content})
+    await channel.send_json(200, encode_json(completion))
 
 
-async def _send_stream(frames: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
-    """Send the SSE frames; a client that goes away cancels the stream where it waits."""
+async def _send_stream(
+    frames: AsyncIterator[bytes], receive: Receive, channel: ResponseChannel
+) -> None:
+    """Send the SSE frames; a client that goes away cancels the stream where it waits.
+
+    An error from `frames` (the upstream broke, the store could not commit) leaves here
+    with the stream open, and the caller's `channel.fail` ends it with an error event.
+    """
     streaming = asyncio.current_task()
     done = False
     gone = False
@@ -94,11 +100,11 @@ async def _send_stream(frames: AsyncIterator[bytes], receive: Receive, send: Sen
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await channel.start_stream()
         async for frame in frames:
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await channel.send_frame(frame)
         done = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await channel.end_stream()
     except asyncio.CancelledError:
         if not gone or streaming is None:
             raise

@@ -13,16 +13,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatkeep.errors import ChatkeepError
+from chatkeep.http.channel import UNEXPECTED, ResponseChannel
 from chatkeep.ids import CompletionIdGenerator
-from chatkeep.protocol.codec import encode_json
 
 logger = logging.getLogger(__name__)
 
 OPENAI_VERSION = b"2020-10-01"
-UNEXPECTED = ChatkeepError(
-    "The server had an error while processing your request. Sorry about that!"
-)
 
 
 class RequestIdMiddleware:
@@ -37,12 +33,9 @@ class RequestIdMiddleware:
         request_id = self.ids.request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        response_started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal response_started
             if message["type"] == "http.response.start":
-                response_started = True
                 elapsed_ms = int((time.perf_counter() - started) * 1000)
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -51,25 +44,11 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        channel = ResponseChannel(send_with_headers)
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, channel.observe)
         except Exception:
             logger.exception("unexpected error, request_id=%s", request_id)
-            if response_started:
-                raise
-            await _send_unexpected(send_with_headers)
-
-
-async def _send_unexpected(send: Send) -> None:
-    body = encode_json(UNEXPECTED.to_envelope())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": UNEXPECTED.status_code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            if channel.started and not channel.streaming:
+                raise  # a plain response half sent: the server can only drop the connection
+            await channel.fail(UNEXPECTED)

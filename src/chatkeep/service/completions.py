@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatkeep.backends.base import Backend, BackendRequest
-from chatkeep.errors import ChatkeepError
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.protocol.requests import ParsedCreateRequest
 from chatkeep.protocol.responses import (
@@ -99,7 +98,9 @@ class CompletionCreator:
         """Start a streamed create; errors before the first chunk are raised from here.
 
         Returns the SSE byte frames to send, ending with `data: [DONE]` once the
-        completion (when asked for) is stored.
+        completion (when asked for) is stored. A later failure (the upstream breaks, the
+        store cannot commit) is raised by the frames, before `[DONE]`; the HTTP layer,
+        whose response has begun, sends it as an `error` event and ends the stream.
         """
         started = time.perf_counter()
         backend, request = self._backend_request(parsed)
@@ -137,11 +138,6 @@ class CompletionCreator:
                 if frame:
                     yield frame
                 batch = await anext(batches, None)
-        except ChatkeepError as error:
-            # Headers are sent: the failure becomes an error event, then the stream ends.
-            logger.warning("stream broke after it began: %s", error.message)
-            yield encode_event(error.to_envelope())
-            return
         finally:
             await _close(batches)
         if accumulator is not None:
