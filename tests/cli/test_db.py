@@ -108,6 +108,8 @@ def test_a_first_release_database_is_upgraded_by_the_cli_and_keeps_its_data(url:
 
 
 def test_status_of_a_blank_database_says_serve_creates_the_schema(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).touch()  # blank: there, and empty
     code, output = chatkeep("db", "status", "--database-url", url)
 
     assert code == 0, output
@@ -170,9 +172,25 @@ def test_unreachable_databases_are_one_line_without_the_password(
         for args in (("db", "status"), ("db", "upgrade"), ("serve", "--port", port)):
             code, output = chatkeep(*args, "--database-url", bad)
             assert code == 1, output
-            assert output.startswith("Error: ") and output.count("\n") == 1, output
+            # `db status` names its database first; then the error, on one line.
+            error = output.removeprefix(f"database: {bad.replace(':hunter2@', ':***@')}\n")
+            assert error.startswith("Error: ") and error.count("\n") == 1, output
             assert "hunter2" not in output and ":***@" in output
     refused = serve_process(tmp_path, unreachable)
     assert refused.returncode != 0 and "hunter2" not in refused.stderr + refused.stdout
     assert refused.stderr.startswith("Error: ") and "Traceback" not in refused.stderr
     assert "database: postgresql://chatkeep:***@127.0.0.1:1/chatkeep" in refused.stderr
+
+
+@pytest.mark.parametrize("command", [("db", "status"), ("keys", "list"), ("keys", "revoke", "k")])
+def test_read_only_commands_never_create_a_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    """Run from the wrong folder, they say so instead of making an empty database there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHATKEEP_DATABASE_URL", raising=False)
+    code, output = chatkeep(*command)
+    assert code == 1
+    assert f"database: SQLite file {tmp_path / 'chatkeep.db'}" in output
+    assert f"No database at {tmp_path / 'chatkeep.db'}: nothing was created" in output
+    assert list(tmp_path.iterdir()) == []

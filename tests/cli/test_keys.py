@@ -96,7 +96,15 @@ def test_list_shows_every_key_and_never_a_secret(database_url: str) -> None:
     assert [line.split()[0] for line in only_beta.stdout.splitlines()] == ["ID", beta_id]
 
 
+def existing(database_url: str) -> str:
+    """The database, made to exist: a SQLite file is made empty (PostgreSQL's is there)."""
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).touch()
+    return database_url
+
+
 def test_list_of_an_empty_database_says_how_to_make_a_key(database_url: str) -> None:
+    existing(database_url)
     listed = run_cli("keys", "list", "--database-url", database_url)
     assert listed.exit_code == 0 and listed.stdout == ""
     assert "chatkeep keys create --project NAME" in listed.stderr
@@ -126,9 +134,40 @@ def test_revoke_keeps_the_key_listed_and_is_idempotent(database_url: str) -> Non
 
 
 def test_revoking_an_unknown_key_fails_with_a_message(database_url: str) -> None:
-    result = run_cli("keys", "revoke", "key_nope", "--database-url", database_url)
+    existing(database_url)
+    well_formed = "key_" + "A" * 20
+    result = run_cli("keys", "revoke", well_formed, "--database-url", database_url)
     assert result.exit_code == 1
-    assert "No API key with id 'key_nope'" in result.stderr
+    assert f"No API key with the '{well_formed}' id" in result.stderr
+    # Anything else is not echoed: it may be a secret of some other kind.
+    result = run_cli("keys", "revoke", "hunter2", "--database-url", database_url)
+    assert result.exit_code == 1
+    assert "No API key with the given id" in result.stderr and "hunter2" not in result.output
+
+
+def test_revoking_by_the_secret_names_its_id_and_never_echoes_it(database_url: str) -> None:
+    key_id, secret = create_key(database_url, "alpha")
+    result = run_cli("keys", "revoke", secret, "--database-url", database_url)
+    assert result.exit_code == 2
+    assert f"That is an API key, not a key id (its id is {key_id})" in result.stderr
+    assert secret not in result.output
+    assert "revoked" not in run_cli("keys", "list", "--database-url", database_url).stdout
+    unknown = secret[:-4] + "zzzz"
+    result = run_cli("keys", "revoke", unknown, "--database-url", database_url)
+    assert "no key in this database has it" in result.stderr and unknown not in result.output
+
+
+def test_every_command_names_its_database_and_a_new_one_is_announced(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.db"
+    url = f"sqlite:///{path}"
+    created = run_cli("keys", "create", "--project", "alpha", "--database-url", url)
+    assert f"database: SQLite file {path}" in created.stderr
+    assert f"No database existed at {path}: it was created" in created.stderr
+    again = run_cli("keys", "create", "--project", "alpha", "--database-url", url)
+    assert "No database existed" not in again.stderr
+    for command in (("keys", "list"), ("keys", "revoke", "key_x"), ("db", "status")):
+        result = run_cli(*command, "--database-url", url)
+        assert f"database: SQLite file {path}" in result.output, command
 
 
 @pytest.mark.parametrize("project", ["", "has space", "-dash", "x" * 65, "naïve"])
@@ -148,7 +187,9 @@ def test_database_problems_are_one_line_without_the_password() -> None:
     url = "postgresql://chatkeep:hunter2@127.0.0.1:1/nowhere"
     result = run_cli("keys", "list", "--database-url", url)
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "database: postgresql://chatkeep:***@127.0.0.1:1/nowhere"
+    assert lines[1].startswith("Error: ") and len(lines) == 2
     assert "hunter2" not in result.output
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -20,7 +21,7 @@ import click
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
-from chatkeep.store.factory import MigratableStore, open_store
+from chatkeep.store.factory import SQLITE_PREFIX, MigratableStore, open_store, sqlite_path
 from chatkeep.store.schema import MIGRATIONS, UPGRADE_COMMAND, SchemaBehindError
 
 T = TypeVar("T")
@@ -63,6 +64,27 @@ def on_schema(settings: Settings, work: Callable[[MigratableStore], Coroutine[An
         ) from None
 
 
+def new_sqlite_file(settings: Settings) -> Path | None:
+    """The absolute path of the SQLite file `settings` names when no such file exists yet;
+    None when it exists, or the database is not SQLite."""
+    url = settings.database_url
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    path = Path(sqlite_path(url)).absolute()
+    return None if path.exists() else path
+
+
+def require_existing_database(settings: Settings) -> None:
+    """Stop a command that only reads (`db status`, `keys list`, `keys revoke`) before it
+    would create a SQLite file that is not there: a wrong directory or URL, most likely."""
+    missing = new_sqlite_file(settings)
+    if missing is not None:
+        raise click.ClickException(
+            f"No database at {missing}: nothing was created. Run this where the server's "
+            "database is, or name it with --database-url (or CHATKEEP_DATABASE_URL)."
+        )
+
+
 def check_schema_before_serving(settings: Settings) -> None:
     """Stop `chatkeep serve` with a one-line message when the database cannot be reached or
     its schema is not this version's (behind: names `chatkeep db upgrade`; ahead: says so).
@@ -85,8 +107,9 @@ def db() -> None:
 def status(database_url: str | None) -> None:
     """List each migration as applied or pending."""
     settings = settings_from_flags(database_url=database_url)
-    pending = on_schema(settings, lambda store: store.pending_migrations())
     click.echo(f"database: {describe_database(settings.database_url)}")
+    require_existing_database(settings)
+    pending = on_schema(settings, lambda store: store.pending_migrations())
     for migration in MIGRATIONS:
         click.echo(f"{'pending' if migration.name in pending else 'applied'}  {migration.name}")
     if not pending:

@@ -12,15 +12,23 @@ from typing import TypeVar
 
 import click
 
-from chatkeep.cli.db import database_url_option, on_schema
-from chatkeep.cli.settings import settings_from_flags
+from chatkeep.cli.db import (
+    database_url_option,
+    new_sqlite_file,
+    on_schema,
+    require_existing_database,
+)
+from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.config import Settings
 from chatkeep.service.keys import (
+    KEY_ID_SHAPE,
     KeyInputError,
     check_label,
     check_project,
     create_api_key,
+    hash_key,
     list_api_keys,
+    looks_like_key,
     revoke_api_key,
 )
 from chatkeep.store.factory import MigratableStore, key_store_for
@@ -41,6 +49,10 @@ def on_key_store(settings: Settings, work: Callable[[KeyStore], Awaitable[T]]) -
             await store.close()
 
     return on_schema(settings, run)
+
+
+def _say_database(settings: Settings) -> None:
+    click.echo(f"database: {describe_database(settings.database_url)}", err=True)
 
 
 def _when(seconds: int | None, never: str = "-") -> str:
@@ -66,6 +78,8 @@ def create(project: str, label: str | None, database_url: str | None) -> None:
     except KeyInputError as error:
         raise click.UsageError(str(error)) from None
     settings = settings_from_flags(database_url=database_url)
+    _say_database(settings)
+    new_file = new_sqlite_file(settings)
 
     async def work(store: KeyStore) -> tuple[bool, str, str]:
         first = not await store.has_keys()
@@ -79,6 +93,12 @@ def create(project: str, label: str | None, database_url: str | None) -> None:
         "store it now.",
         err=True,
     )
+    if new_file is not None:
+        click.echo(
+            f"No database existed at {new_file}: it was created for this key. If the "
+            "server uses another database, name it with --database-url.",
+            err=True,
+        )
     if first:
         click.echo(
             "It is the first key in this database: a server running open on it requires "
@@ -93,6 +113,8 @@ def create(project: str, label: str | None, database_url: str | None) -> None:
 def list_(project: str | None, database_url: str | None) -> None:
     """List keys, revoked ones included (never their secrets)."""
     settings = settings_from_flags(database_url=database_url)
+    _say_database(settings)
+    require_existing_database(settings)
     found = on_key_store(settings, lambda store: list_api_keys(store, project))
     if not found:
         click.echo("No API keys. Create one with `chatkeep keys create --project NAME`.", err=True)
@@ -117,10 +139,20 @@ def _row(key: ApiKey) -> tuple[str, ...]:
 def revoke(key_id: str, database_url: str | None) -> None:
     """Revoke a key: servers refuse it from then on. It stays listed."""
     settings = settings_from_flags(database_url=database_url)
+    _say_database(settings)
+    require_existing_database(settings)
+    if looks_like_key(key_id):  # the secret itself, pasted: never echo it
+        found = on_key_store(settings, lambda store: store.find_key(hash_key(key_id)))
+        where = f"its id is {found.key.id}" if found else "no key in this database has it"
+        raise click.UsageError(
+            f"That is an API key, not a key id ({where}): revoke by id, "
+            "`chatkeep keys revoke key_...`. Treat the pasted key as exposed."
+        )
     key = on_key_store(settings, lambda store: revoke_api_key(store, key_id))
     if key is None:
+        shown = f"'{key_id}'" if KEY_ID_SHAPE.fullmatch(key_id) else "given"
         raise click.ClickException(
-            f"No API key with id '{key_id}'; `chatkeep keys list` shows the keys."
+            f"No API key with the {shown} id; `chatkeep keys list` shows the keys."
         )
     click.echo(
         f"API key {key.id} of project '{key.project}' is revoked (since {_when(key.revoked)}); "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
 from chatkeep.config import Settings
+from chatkeep.store.factory import SQLITE_PREFIX
 
 
 def settings_from_flags(**flags: Any) -> Settings:
@@ -24,7 +26,10 @@ def settings_from_flags(**flags: Any) -> Settings:
 
 
 def describe_database(url: str) -> str:
-    """The database URL with any password hidden, for start-up messages."""
+    """The database for messages: a SQLite file by its absolute path, any other URL with
+    its password hidden."""
+    if url.startswith(SQLITE_PREFIX):
+        return f"SQLite file {Path(url[len(SQLITE_PREFIX) :]).absolute()}"
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

@@ -28,6 +28,7 @@ MASK_MIN_LENGTH = 32
 MAX_PROJECT_LENGTH = 64
 MAX_LABEL_LENGTH = 200
 PROJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+KEY_ID_SHAPE = re.compile(rf"{KEY_ID_PREFIX}[A-Za-z0-9]{{{KEY_ID_RANDOM_LENGTH}}}")
 
 
 class KeyInputError(ValueError):
