@@ -194,3 +194,24 @@ def test_read_only_commands_never_create_a_sqlite_file(
     assert f"database: SQLite file {tmp_path / 'chatkeep.db'}" in output
     assert f"No database at {tmp_path / 'chatkeep.db'}: nothing was created" in output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_start_up_says_what_failed_to_connect(tmp_path: Path) -> None:
+    """Not "try again shortly": a refused port, a missing folder, a folder named as the file."""
+    refused = "postgresql://chatkeep:hunter2@127.0.0.1:1/chatkeep"
+    port = str(free_port())
+    for args in (("db", "upgrade"), ("serve", "--port", port)):
+        code, output = chatkeep(*args, "--database-url", refused)
+        assert code == 1
+        assert "connection refused at 127.0.0.1:1" in output and "try again" not in output
+    cases = {
+        "sqlite:///no/such/folder/chatkeep.db": "the folder {cwd}/no/such/folder does not exist",
+        f"sqlite:///{tmp_path}": "that path is a folder",
+        f"sqlite:///{tmp_path}/file/x.db": f"{tmp_path}/file is not a folder",
+    }
+    (tmp_path / "file").write_text("")
+    for url, reason in cases.items():
+        code, output = chatkeep("serve", "--port", port, "--database-url", url)
+        assert code == 1
+        assert reason.format(cwd=Path.cwd()) in output, output
+        assert f"Cannot open the SQLite database {Path(url[10:]).absolute()}" in output

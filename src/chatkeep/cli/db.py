@@ -9,6 +9,7 @@ an operator's decision (back up first). Errors are one line, and never show a pa
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -20,7 +21,7 @@ import click
 
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.config import Settings
-from chatkeep.errors import ChatkeepError
+from chatkeep.errors import ChatkeepError, StoreUnavailableError
 from chatkeep.store.factory import SQLITE_PREFIX, MigratableStore, open_store, sqlite_path
 from chatkeep.store.schema import MIGRATIONS, UPGRADE_COMMAND, SchemaBehindError
 
@@ -50,6 +51,27 @@ def _without_password(text: str, url: str) -> str:
     return text
 
 
+def _reason(error: BaseException, url: str) -> str:
+    """What failed, in words: a command runs once, so "try again shortly" (the words of a
+    503 during an outage) would not help; the network cause underneath does."""
+    if isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, OSError):
+        error = error.__cause__
+    if isinstance(error, OSError):
+        try:
+            parts = urlsplit(url)
+            where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        except ValueError:
+            where = "the database server"
+        if isinstance(error, ConnectionRefusedError):
+            return f"connection refused at {where}: is PostgreSQL running and listening there?"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the host of {where}"
+        if isinstance(error, TimeoutError):
+            return f"no answer from {where} in time"
+        return f"cannot connect to {where}: {error.strerror or error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def on_schema(settings: Settings, work: Callable[[MigratableStore], Coroutine[Any, Any, T]]) -> T:
     """Run `work` on the (unopened) store of `settings.database_url`; any problem reaching
     the database, or a schema this chatkeep does not know, becomes a one-line error."""
@@ -57,7 +79,7 @@ def on_schema(settings: Settings, work: Callable[[MigratableStore], Coroutine[An
     try:
         return asyncio.run(work(open_store(settings)))
     except _DATABASE_ERRORS as error:
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = _reason(error, url)
         where = describe_database(url)
         raise click.ClickException(
             _without_password(f"{message} (database: {where})", url)

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from chatkeep.errors import StoreUnavailableError
@@ -73,6 +74,23 @@ def _prepare_writer(conn: sqlite3.Connection, synchronous: str) -> None:
     # process loses nothing acknowledged; FULL also fsyncs, for power loss.
     conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _unopenable(path: Path) -> str | None:
+    """Why SQLite cannot open `path` (it says only "unable to open database file"), when
+    the file system tells. WAL mode needs the folder writable too, for its side files."""
+    folder = path.parent
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if path.is_dir():
+        return "that path is a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable (read-only file system or permissions)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "the file is not readable and writable (permissions)"
+    return None
 
 
 def _applied(conn: sqlite3.Connection) -> list[str]:
@@ -141,7 +159,8 @@ class SQLiteStore:
             conn = _connect(self._path, self._busy_timeout_ms)
             _prepare_writer(conn, self._synchronous)
         except sqlite3.Error as exc:
-            message = f"Cannot open the SQLite database {self._path!r}: {exc}"
+            path = Path(self._path).absolute()
+            message = f"Cannot open the SQLite database {path}: {_unopenable(path) or exc}"
             raise StoreUnavailableError(message) from exc
         return conn
 
