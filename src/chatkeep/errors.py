@@ -12,6 +12,7 @@
     ├── UpstreamRejectedError          4xx as the upstream answered (its own status and error)
     ├── UpstreamError                  502 upstream_error (a model server failed us)
     │   ├── UpstreamMalformedError     502, its 2xx answer was no chat completion
+    │   ├── UpstreamTooLargeError      502, its answer passed `max_response_bytes`
     │   └── UpstreamStreamBroken       502, failed after streaming began (sent as an event)
     ├── StoreUnavailableError          503 service_unavailable_error (the database is unreachable)
     └── UpstreamTimeoutError           504 upstream_error (a model server did not answer in time)
@@ -189,6 +190,13 @@ def rejected_class(status: int) -> type[UpstreamRejectedError]:
 
 class UpstreamMalformedError(UpstreamError):
     """A 2xx answer that is not a chat completion (or stream of chunks); retrying won't fix it."""
+
+    should_retry = False
+
+
+class UpstreamTooLargeError(UpstreamError):
+    """The upstream's answer passed its `max_response_bytes`; the same request would most
+    likely come back as big, so retrying is not suggested."""
 
     should_retry = False
 

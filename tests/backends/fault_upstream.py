@@ -22,6 +22,7 @@ CREATED = 1_700_000_000
 UPSTREAM_ID = "chatcmpl-upstream"
 FINGERPRINT = "fp_fault0000"
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+HUGE = 64 * 1024 * 1024  # bytes of the answers that do not end
 LOGPROB = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []}
 
 
@@ -100,6 +101,9 @@ class FaultUpstream:
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
     # Chunks written so far by the `trickle` stream.
     trickled: int = 0
+    # Content sizes of the two big chunks of the `large` stream, and when it was all sent.
+    large_sizes: tuple[int, int] = (480 * 1024, 48 * 1024)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=orjson.loads)
@@ -135,6 +139,10 @@ class FaultUpstream:
                 await asyncio.sleep(self.delay)
             case "trickle" if not stream:
                 return await self._trickle(request, orjson.dumps(completion(model)))
+            case "huge" if not stream:
+                return await self._huge(request, announced=False)
+            case "huge-announced" if not stream:
+                return await self._huge(request, announced=True)
         if not stream or behaviour == "json-to-stream":
             return web.json_response(completion(model))
         return await self._stream(request, behaviour, chunks(model, usage=usage))
@@ -149,6 +157,29 @@ class FaultUpstream:
         await response.write_eof()
         return response
 
+    async def _huge(self, request: web.Request, *, announced: bool) -> web.StreamResponse:
+        """A completion whose content never ends (64 MiB at most), or says in its
+        `content-length` that it is that big and then waits before sending any of it."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if announced:
+            response.content_length = HUGE
+        await response.prepare(request)
+        try:
+            if announced:
+                await asyncio.sleep(self.delay * 10)
+            await response.write(b'{"choices": [{"message": {"content": "')
+            await self._endless(response, b"x" * 65536)
+        except ConnectionError:  # reset, or "Connection lost" while writing
+            self.client_gone.set()
+        except asyncio.CancelledError:
+            self.client_gone.set()
+            raise
+        return response
+
+    async def _endless(self, response: web.StreamResponse, piece: bytes) -> None:
+        for _ in range(HUGE // len(piece)):
+            await response.write(piece)
+
     async def _stream(
         self, request: web.Request, behaviour: str, answer: list[dict[str, Any]]
     ) -> web.StreamResponse:
@@ -156,7 +187,7 @@ class FaultUpstream:
         await response.prepare(request)
         try:
             await self._stream_body(request, response, behaviour, answer)
-        except ConnectionResetError:
+        except ConnectionError:  # reset, or "Connection lost" while writing
             self.client_gone.set()
         except asyncio.CancelledError:
             self.client_gone.set()
@@ -175,6 +206,10 @@ class FaultUpstream:
             for payload in answer:
                 await response.write(b"data: " + orjson.dumps(payload) + b"\r\n\r\n")
             await response.write(b"data: [DONE]\r\n\r\n")
+            return
+        if behaviour == "huge-line":  # one event that never ends
+            await response.write(b'data: {"choices": [{"delta": {"content": "')
+            await self._endless(response, b"x" * 65536)
             return
         if behaviour == "error-first":
             await response.write(event({"error": {"message": "prompt too long", "code": "p"}}))
@@ -211,6 +246,13 @@ class FaultUpstream:
                 await response.write(b"data: [DONE]\n\n")
                 await response.write_eof()
                 return
+            case "large":
+                await self._large(response, answer[1])
+                return
+            case "flood":  # chunks without end, as fast as the client takes them
+                await asyncio.sleep(0.05)  # the first chunk is read on its own
+                await self._endless(response, event(answer[1]) * 256)
+                return
             case "endless":
                 for _ in range(1000):
                     await asyncio.sleep(0.02)
@@ -219,6 +261,26 @@ class FaultUpstream:
             await response.write(event(payload))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+
+    async def _large(self, response: web.StreamResponse, chunk: dict[str, Any]) -> None:
+        """A big chunk, and a moment later another with `[DONE]` and the end of the body.
+
+        Sized so that the first waits whole in the client's buffer and the second, arriving
+        in one read, takes it past the point where aiohttp pauses reading (512 KiB): the
+        end of the body is then parsed only when the client reads on.
+        """
+        first, second = self.large_sizes
+        await asyncio.sleep(0.05)
+        await response.write(event(_with_content(chunk, "x" * first)))
+        await asyncio.sleep(0.05)
+        await response.write(event(_with_content(chunk, "y" * second)) + b"data: [DONE]\n\n")
+        await response.write_eof()
+        self.finished.set()
+
+
+def _with_content(chunk: dict[str, Any], content: str) -> dict[str, Any]:
+    choice = {**chunk["choices"][0], "delta": {"content": content}}
+    return {**chunk, "choices": [choice]}
 
 
 def _error(

@@ -14,12 +14,12 @@ from chatkeep.backends.routing import (
     ConfigFile,
     ModelEntry,
     ModelRouter,
-    UpstreamConfig,
     build_router,
     load_config,
     load_router,
 )
 from chatkeep.backends.upstream import UpstreamBackend
+from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.config import Settings
 from chatkeep.errors import ModelNotFoundError
 from chatkeep.protocol.requests import CreateChatCompletionRequest
@@ -217,6 +217,32 @@ def test_bad_values_say_what_is_wrong(tmp_path: Path) -> None:
         "FILE:10: upstreams.ollama.base_url: Value error, must be an http:// or https:// URL, "
         "like http://127.0.0.1:8000/v1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "Input should be greater than 0"),
+        ("-1", "Input should be greater than 0"),
+        ("1.5", "Input should be a valid integer"),
+        ('"32 MiB"', "Input should be a valid integer"),
+        ("true", "Input should be a valid integer"),
+    ],
+)
+def test_max_response_bytes_must_be_a_positive_integer(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = CONFIG.replace(
+        "max_connections = 64", f"max_connections = 64\nmax_response_bytes = {value}"
+    )
+    assert problem(tmp_path, text) == f"FILE:8: upstreams.vllm.max_response_bytes: {message}"
+
+
+def test_max_response_bytes_is_read_and_has_a_finite_default(tmp_path: Path) -> None:
+    text = CONFIG.replace("max_connections = 64", "max_connections = 64\nmax_response_bytes = 1024")
+    config = load_config(write(tmp_path, text))
+    assert config.upstreams["vllm"].max_response_bytes == 1024
+    assert config.upstreams["ollama"].max_response_bytes == 32 * 1024 * 1024
 
 
 def test_unknown_upstream_of_a_model(tmp_path: Path) -> None:

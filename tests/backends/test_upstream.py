@@ -6,7 +6,7 @@ the test body, so a regression shows as a failure rather than a hung suite.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,10 @@ import anyio
 import pytest
 
 from chatkeep.backends.base import BackendRequest
-from chatkeep.backends.routing import UpstreamConfig
 from chatkeep.backends.upstream import UpstreamBackend
+from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.config import Settings
 from chatkeep.errors import (
-    ChatkeepError,
     UpstreamError,
     UpstreamMalformedError,
     UpstreamRejectedError,
@@ -27,7 +26,6 @@ from chatkeep.errors import (
     UpstreamTimeoutError,
 )
 from chatkeep.http.app import create_app
-from chatkeep.protocol.requests import CreateChatCompletionRequest
 from chatkeep.protocol.responses import ChatCompletionChunk
 from chatkeep.protocol.sse import SSEDecoder
 from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
@@ -35,74 +33,18 @@ from tests.backends.fault_upstream import (
     FINGERPRINT,
     USAGE,
     FaultUpstream,
-    running_fault_upstream,
+)
+from tests.backends.upstream_calls import (
+    LIMIT,
+    OUR_CREATED,
+    OUR_ID,
+    collect,
+    raised_by,
+    request,
 )
 from tests.conftest import ThreadedServer, free_port
 
 pytestmark = pytest.mark.anyio
-
-OUR_ID = "chatcmpl-ours0000000000000000000000000"
-OUR_CREATED = 1_800_000_000
-LIMIT = 10  # seconds any one test may take
-
-
-def request(model: str, *, include_usage: bool = True, **fields: Any) -> BackendRequest:
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **fields}
-    return BackendRequest(
-        params=CreateChatCompletionRequest.model_construct(**body),
-        body=body,
-        completion_id=OUR_ID,
-        created=OUR_CREATED,
-        include_usage=include_usage,
-    )
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FaultUpstream]:
-    async with running_fault_upstream() as server:
-        yield server
-
-
-@pytest.fixture
-async def make_backend(
-    upstream: FaultUpstream,
-) -> AsyncIterator[Callable[..., UpstreamBackend]]:
-    made: list[UpstreamBackend] = []
-
-    def make(
-        *,
-        api_key: str | None = None,
-        upstream_model: Callable[[str], str | None] | None = None,
-        **config: Any,
-    ) -> UpstreamBackend:
-        settings = {"base_url": upstream.base_url, "connect_timeout": 2, "read_timeout": 2}
-        backend = UpstreamBackend(
-            "fault",
-            UpstreamConfig(**{**settings, **config}),
-            api_key=api_key,
-            upstream_model=upstream_model,
-        )
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        await backend.aclose()
-
-
-@pytest.fixture
-def backend(make_backend: Callable[..., UpstreamBackend]) -> UpstreamBackend:
-    return make_backend()
-
-
-async def collect(backend: UpstreamBackend, req: BackendRequest) -> list[ChatCompletionChunk]:
-    return [chunk async for batch in backend.stream(req) for chunk in batch]
-
-
-async def raised_by(awaitable: Any) -> ChatkeepError:
-    with pytest.raises(ChatkeepError) as info:
-        await awaitable
-    return info.value
 
 
 # --- the normal path ---------------------------------------------------------------------

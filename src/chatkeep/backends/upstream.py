@@ -3,7 +3,8 @@
 One aiohttp session (one connection pool) per upstream, opened lazily inside the running
 loop. The client's body is forwarded as sent, vendor fields included, minus `store` and
 `metadata` unless the upstream takes them; faults become chatkeep errors (the table is in
-docs/upstreams.md). Streams are decoded by `SSEDecoder` and relayed chunk by chunk.
+docs/upstreams.md). Answers are read within their bounds by `AnswerBody`; streams are
+decoded by `SSEDecoder` and relayed chunk by chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -22,20 +23,25 @@ from multidict import CIMultiDictProxy
 
 from chatkeep import __version__
 from chatkeep.backends.base import BackendRequest
+from chatkeep.backends.upstream_body import (
+    AnswerBody,
+    AnswerTooLarge,
+    UpstreamSilent,
+    unless_silent,
+)
+from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.errors import (
     ChatkeepError,
     UpstreamError,
     UpstreamMalformedError,
     UpstreamStreamBroken,
     UpstreamTimeoutError,
+    UpstreamTooLargeError,
     rejected_class,
 )
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
 from chatkeep.protocol.sse import SSEDecoder
-
-if TYPE_CHECKING:
-    from chatkeep.backends.routing import UpstreamConfig
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,7 @@ class UpstreamBackend:
         self._listed = list(listed_models)
         self._created = int(time.time())
         self._client: aiohttp.ClientSession | None = None
+        self._free = asyncio.Semaphore(config.max_connections)
 
     def __repr__(self) -> str:
         return f"UpstreamBackend({self.name!r}, {self.config.base_url!r})"
@@ -135,15 +142,31 @@ class UpstreamBackend:
             config = self.config
             self._client = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0),
+                # No `sock_read`: aiohttp can leave that timer armed on a pooled connection,
+                # where it fires and fails the next request (a false 504). `read_timeout` is
+                # kept by a deadline around each wait instead; see `upstream_body`.
                 timeout=aiohttp.ClientTimeout(
-                    total=config.total_timeout,
-                    sock_connect=config.connect_timeout,
-                    sock_read=config.read_timeout,
+                    total=config.total_timeout, sock_connect=config.connect_timeout
                 ),
                 headers=self._headers,
                 raise_for_status=False,
             )
+            # Requests beyond `max_connections` wait here, before their first-byte deadline
+            # starts: waiting for a free connection is not the upstream being silent.
+            self._free = asyncio.Semaphore(config.max_connections)
         return self._client
+
+    async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
+        """Send the request; the answer must begin within `read_timeout`."""
+        with self._faults(started=False):
+            sent = session.post(self._url, data=data, allow_redirects=False)
+            return await unless_silent(sent, self.config.read_timeout)
+
+    def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
+        config = self.config
+        return AnswerBody(
+            response, read_timeout=config.read_timeout, limit=config.max_response_bytes
+        )
 
     def forwarded_body(self, request: BackendRequest, *, stream: bool) -> dict[str, Any]:
         """The body sent upstream: the client's, renamed model, chatkeep's fields removed."""
@@ -170,13 +193,16 @@ class UpstreamBackend:
 
     async def create(self, request: BackendRequest) -> ChatCompletion:
         data = encode_json(self.forwarded_body(request, stream=False))
-        with self._faults(started=False):
-            async with self._session().post(
-                self._url, data=data, allow_redirects=False
-            ) as response:
-                if response.status >= 400:
-                    raise self._status_error(response.status, await response.read(), response)
-                raw = await response.read()
+        session = self._session()
+        async with self._free:
+            response = await self._post(session, data)
+            try:
+                with self._faults(started=False):
+                    raw = await self._body(response).read_all()
+            finally:
+                response.release()  # back to the pool if read to its end, else closed
+        if response.status >= 400:
+            raise self._status_error(response.status, raw, response)
         try:
             completion = _loads(raw)
         except (ValueError, RecursionError):
@@ -192,48 +218,56 @@ class UpstreamBackend:
 
     async def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
         data = encode_json(self.forwarded_body(request, stream=True))
+        session = self._session()
+        async with self._free:
+            response = await self._post(session, data)
+            reusable = False
+            try:
+                body = await self._stream_body(response)
+                decoder = SSEDecoder()
+                started = False
+                while True:
+                    with self._faults(started=started):
+                        data = await body.read()
+                    if not data:
+                        raise self._failure(
+                            "ended its stream before [DONE]", "upstream_stream_broken", started
+                        )
+                    batch: list[ChatCompletionChunk] = []
+                    for event in decoder.feed(data):
+                        if event.startswith(b"[DONE]"):
+                            if batch:
+                                yield batch
+                            reusable = await self._drain(body)
+                            return
+                        try:
+                            batch.append(self._chunk(event, request, started or bool(batch)))
+                        except ChatkeepError:
+                            if batch:  # what arrived before the fault still reaches the client
+                                yield batch
+                            raise
+                    if batch:
+                        yield batch
+                        started = True
+            finally:
+                # Closing (not releasing) a connection mid-stream is what tells the upstream
+                # to stop generating when the client went away.
+                if reusable:
+                    response.release()
+                else:
+                    response.close()
+
+    async def _stream_body(self, response: aiohttp.ClientResponse) -> AnswerBody:
+        """The body of a streamed answer, once its status and type say it is a stream."""
         with self._faults(started=False):
-            response = await self._session().post(self._url, data=data, allow_redirects=False)
-        reusable = False
-        try:
+            body = self._body(response)
             if response.status >= 400:
-                with self._faults(started=False):
-                    raw = await response.read()
-                raise self._status_error(response.status, raw, response)
-            if response.content_type == "application/json":
-                raise self._malformed("a JSON body to a streamed request", started=False)
-            decoder = SSEDecoder()
-            started = False
-            while True:
-                with self._faults(started=started):
-                    data = await response.content.readany()
-                if not data:
-                    raise self._failure(
-                        "ended its stream before [DONE]", "upstream_stream_broken", started
-                    )
-                batch: list[ChatCompletionChunk] = []
-                for event in decoder.feed(data):
-                    if event.startswith(b"[DONE]"):
-                        if batch:
-                            yield batch
-                        reusable = await self._drain(response)
-                        return
-                    try:
-                        batch.append(self._chunk(event, request, started or bool(batch)))
-                    except ChatkeepError:
-                        if batch:  # what arrived before the fault still reaches the client
-                            yield batch
-                        raise
-                if batch:
-                    yield batch
-                    started = True
-        finally:
-            # Closing (not releasing) a connection mid-stream is what tells the upstream
-            # to stop generating when the client went away.
-            if reusable:
-                response.release()
-            else:
-                response.close()
+                raw = await body.read_all()
+        if response.status >= 400:
+            raise self._status_error(response.status, raw, response)
+        if response.content_type == "application/json":
+            raise self._malformed("a JSON body to a streamed request", started=False)
+        return body
 
     def _chunk(self, event: bytes, request: BackendRequest, started: bool) -> ChatCompletionChunk:
         try:
@@ -260,14 +294,13 @@ class UpstreamBackend:
             value["model"] = request.body.get("model", "")
 
     @staticmethod
-    async def _drain(response: aiohttp.ClientResponse) -> bool:
+    async def _drain(body: AnswerBody) -> bool:
         """Read to the end after `[DONE]`, so the connection can go back to the pool."""
-        content = response.content
         try:
             async with asyncio.timeout(_DRAIN_SECONDS):
-                while await content.readany():
+                while await body.read():
                     pass
-        except (TimeoutError, aiohttp.ClientError, OSError):
+        except (TimeoutError, AnswerTooLarge, aiohttp.ClientError, OSError):
             return False
         return True
 
@@ -276,11 +309,16 @@ class UpstreamBackend:
         """Turn transport failures into chatkeep errors (never by matching on their text)."""
         try:
             yield
+        except AnswerTooLarge as exc:
+            limit = self.config.max_response_bytes
+            what = f"sent an answer larger than its max_response_bytes ({limit} bytes)"
+            code = "upstream_response_too_large"
+            raise self._failure(what, code, started, UpstreamTooLargeError) from exc
         except TimeoutError as exc:
             config = self.config
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
                 what = f"did not accept a connection within {config.connect_timeout:g} s"
-            elif isinstance(exc, aiohttp.SocketTimeoutError):
+            elif isinstance(exc, UpstreamSilent):
                 what = f"sent nothing for {config.read_timeout:g} s"
             else:
                 what = f"did not finish within {config.total_timeout or 0:g} s"
