@@ -3,6 +3,8 @@
 The requested `model` picks the behaviour (`ok`, `status-500`, `stream-cut`, ...; see
 `FaultUpstream.handle`). Every request body is recorded, and so is the client port of
 every connection, so tests can check what was forwarded and whether connections are reused.
+`GET /v1/models` answers too (after `models_delay`), and with `api_key` set every request
+without that key gets a 401, as from a real server.
 """
 
 from __future__ import annotations
@@ -104,8 +106,29 @@ class FaultUpstream:
     # Content sizes of the two big chunks of the `large` stream, and when it was all sent.
     large_sizes: tuple[int, int] = (480 * 1024, 48 * 1024)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    api_key: str | None = None
+    models_delay: float = 0.0
+    models_asked: int = 0
+
+    def refused(self, request: web.Request) -> web.Response | None:
+        """The 401 a server with a key gives a request without it."""
+        if self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return None
+        return _error(401, "Incorrect API key provided.", "invalid_request_error", None)
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        self.models_asked += 1
+        await asyncio.sleep(self.models_delay)
+        refusal = self.refused(request)
+        if refusal is not None:
+            return refusal
+        model = {"id": "ok", "object": "model", "created": CREATED, "owned_by": "fault"}
+        return web.json_response({"object": "list", "data": [model]})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        refusal = self.refused(request)
+        if refusal is not None:
+            return refusal
         body = await request.json(loads=orjson.loads)
         self.bodies.append(body)
         self.headers.append(dict(request.headers))
@@ -308,6 +331,7 @@ async def running_fault_upstream() -> AsyncIterator[FaultUpstream]:
     upstream = FaultUpstream()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", upstream.handle)
+    app.router.add_get("/v1/models", upstream.list_models)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -8,21 +8,15 @@ from pathlib import Path
 import pytest
 
 from chatkeep.backends.base import BackendRequest
+from chatkeep.backends.config_file import ConfigError, ConfigFile, ModelEntry, load_config
 from chatkeep.backends.echo import EchoBackend
-from chatkeep.backends.routing import (
-    ConfigError,
-    ConfigFile,
-    ModelEntry,
-    ModelRouter,
-    build_router,
-    load_config,
-    load_router,
-)
+from chatkeep.backends.routing import ModelRouter, build_router, load_router
 from chatkeep.backends.upstream import UpstreamBackend
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.config import Settings
 from chatkeep.errors import ModelNotFoundError
 from chatkeep.protocol.requests import CreateChatCompletionRequest
+from tests.api.keyed import run_cli
 
 CONFIG = """\
 # Three upstreams and the models they serve.
@@ -199,7 +193,9 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 def test_unknown_key_names_key_and_line(tmp_path: Path) -> None:
     text = CONFIG.replace("read_timeout = 300", "read_timout = 300")
-    assert problem(tmp_path, text) == "FILE:6: upstreams.vllm.read_timout: unknown key"
+    assert problem(tmp_path, text) == (
+        "FILE:6: upstreams.vllm.read_timout: unknown key; did you mean `read_timeout`?"
+    )
 
 
 def test_missing_base_url_names_the_table(tmp_path: Path) -> None:
@@ -331,3 +327,101 @@ def test_values_of_the_wrong_type_are_refused(tmp_path: Path) -> None:
     assert problem(tmp_path, text) == (
         "FILE:15: upstreams.openai.forward_store: Input should be a valid boolean"
     )
+
+
+# --- mistakes of a first config file --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "# upstreams later\n", "[upstreams]\n", "models = []\n"])
+def test_a_file_that_declares_nothing_is_refused(tmp_path: Path, text: str) -> None:
+    assert problem(tmp_path, text) == (
+        "FILE: declares no upstreams and no models: nothing to serve "
+        "(without --config or CHATKEEP_CONFIG, chatkeep serves the echo model)"
+    )
+
+
+def test_upstreams_that_no_model_name_reaches_are_refused(tmp_path: Path) -> None:
+    text = '[upstreams.vllm]\nbase_url = "http://127.0.0.1:8001/v1"\n'
+    assert problem(tmp_path, text) == (
+        "FILE: no [[models]] entry and no default: no model name reaches upstream 'vllm' "
+        '(add [[models]] entries, or default = "vllm" before the first table)'
+    )
+
+
+def test_a_default_alone_serves_every_name(tmp_path: Path) -> None:
+    router = load_router(write(tmp_path, 'default = "echo"\n'), environ={})
+    assert router.backend_for("anything").name == "echo"
+
+
+def test_an_unknown_key_suggests_the_closest_known_one(tmp_path: Path) -> None:
+    text = CONFIG.replace('[[models]]\nname = "llama"', '[[models]]\nnmae = "llama"', 1)
+    assert problem(tmp_path, text).splitlines()[0] == (
+        "FILE:18: models[0].nmae: unknown key; did you mean `name`?"
+    )
+
+
+def test_an_unknown_key_without_a_close_one_lists_none(tmp_path: Path) -> None:
+    text = CONFIG.replace("read_timeout = 300", "read_timeout = 300\ncolour = 3")
+    assert problem(tmp_path, text) == "FILE:7: upstreams.vllm.colour: unknown key"
+
+
+@pytest.mark.parametrize(("table", "meant"), [("upstream", "upstreams"), ("model", "models")])
+def test_a_singular_table_name_suggests_the_plural(tmp_path: Path, table: str, meant: str) -> None:
+    text = f'[{table}.vllm]\nbase_url = "http://127.0.0.1:8001/v1"\n'
+    assert problem(tmp_path, text) == f"FILE:1: {table}: unknown key; did you mean `{meant}`?"
+
+
+def test_a_top_level_key_after_a_table_says_where_it_belongs(tmp_path: Path) -> None:
+    text = CONFIG.replace('default = "vllm"\n', "").replace(
+        "forward_store = true\n", 'forward_store = true\ndefault = "vllm"\n'
+    )
+    assert problem(tmp_path, text) == (
+        "FILE:15: upstreams.openai.default: unknown key; top-level keys (default) must come "
+        "before the first [table]: TOML reads this one as part of [upstreams.openai]"
+    )
+
+
+def test_a_top_level_key_after_a_models_entry_says_where_it_belongs(tmp_path: Path) -> None:
+    text = CONFIG.replace('default = "vllm"\n', "") + 'default = "vllm"\n'
+    assert problem(tmp_path, text) == (
+        "FILE:38: models[4].default: unknown key; top-level keys (default) must come "
+        "before the first [table]: TOML reads this one as part of [[models]]"
+    )
+
+
+def test_models_as_a_single_table_says_to_double_the_brackets(tmp_path: Path) -> None:
+    text = (
+        '[upstreams.o]\nbase_url = "http://127.0.0.1:1/v1"\n[models]\nname = "a"\nupstream = "o"\n'
+    )
+    assert problem(tmp_path, text) == (
+        "FILE:3: models: must be a list of tables: write [[models]] before each entry"
+    )
+
+
+def test_serve_refuses_an_empty_config_file_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(app))
+    config = write(tmp_path, "")
+    database = f"sqlite:///{tmp_path / 'chatkeep.db'}"
+    result = run_cli("serve", "--database-url", database, "--config", str(config))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {config}: declares no upstreams and no models: nothing to serve "
+        "(without --config or CHATKEEP_CONFIG, chatkeep serves the echo model)\n"
+    )
+    assert served == []
+
+
+def test_a_default_under_a_bare_upstreams_header_says_where_it_belongs(tmp_path: Path) -> None:
+    text = '[upstreams]\ndefault = "echo"\n'
+    assert problem(tmp_path, text) == (
+        "FILE:2: upstreams.default: not an upstream table; top-level keys (default) must come "
+        "before the first [table]: TOML reads this one as part of [upstreams]"
+    )
+
+
+def test_without_a_config_file_the_start_up_line_says_echo_answers() -> None:
+    assert build_router(Settings()).summary == "echo: every model name"
+    assert build_router(Settings(echo_models=["a", "b"])).summary == "echo: a, b"

@@ -1,82 +1,37 @@
-"""Model routing: the config file of upstreams and models, and the `ModelRouter`.
+"""Model routing: the `ModelRouter`, built from the config file (`config_file`) or echo only.
 
 Without a config file the echo model answers every name it serves. With one, a model name
 goes to the first rule that claims it: an exact `name`, then the `pattern`s (fnmatch) in
 file order, then the file's `default`; a name nothing claims is a 404 `model_not_found`.
-A bad file raises `ConfigError` naming the file, the key (and line) and what is wrong.
+At start the router logs which names go where, and has each upstream checked (`start`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import logging
 import re
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
 
 from chatkeep.backends.base import Backend
+from chatkeep.backends.config_file import ECHO, ConfigFile, ModelEntry, api_keys, load_config
+from chatkeep.backends.config_file import ConfigError as ConfigError  # re-exported
 from chatkeep.backends.echo import EchoBackend
 from chatkeep.backends.upstream import UpstreamBackend
-from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.config import Settings, process_environment
 from chatkeep.errors import ModelNotFoundError
 from chatkeep.protocol.responses import Model
 
-ECHO = "echo"
+logger = logging.getLogger(__name__)
+
 # Resolved names of pattern and default routes are cached; clients choose the names, so the
 # cache is bounded.
 _CACHE_LIMIT = 4096
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class ConfigError(Exception):
-    """The config file cannot be used; the message names the file, key and problem."""
-
-
-class ModelEntry(BaseModel):
-    """One `[[models]]` table: which model names go to which upstream, under what name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    name: str | None = Field(default=None, min_length=1, description="An exact model name.")
-    pattern: str | None = Field(
-        default=None, min_length=1, description="An fnmatch pattern of model names (`llama-*`)."
-    )
-    upstream: str = Field(description=f"Name of an `[upstreams.<name>]` table, or `{ECHO}`.")
-    upstream_model: str | None = Field(
-        default=None, min_length=1, description="The name the upstream knows the model by."
-    )
-
-    @model_validator(mode="after")
-    def _name_or_pattern(self) -> ModelEntry:
-        if (self.name is None) == (self.pattern is None):
-            raise ValueError("give exactly one of `name` and `pattern`")
-        return self
-
-
-class ConfigFile(BaseModel):
-    """The whole config file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    default: str | None = Field(
-        default=None,
-        description=f"Upstream (or `{ECHO}`) for names no model entry claims; none: 404.",
-    )
-    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
-    models: list[ModelEntry] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +94,10 @@ class ModelRouter:
         listed: Sequence[tuple[str, str]] = (),
         *,
         list_backends: bool = False,
+        summary: str = "",
     ) -> None:
         self._backends = dict(backends)
+        self.summary = summary
         self._table = table
         created = int(time.time())
         self._listed: list[Model] = [
@@ -150,9 +107,11 @@ class ModelRouter:
         self._list_backends = list_backends
 
     @classmethod
-    def echo_only(cls, echo: Backend) -> ModelRouter:
-        """No config file: the echo backend answers every name it serves."""
-        return cls({ECHO: echo}, _RouteTable((), ECHO), list_backends=True)
+    def echo_only(cls, echo_models: Sequence[str] = ()) -> ModelRouter:
+        """No config file: the echo backend answers every name (or only `echo_models`)."""
+        summary = f"{ECHO}: {', '.join(echo_models) or 'every model name'}"
+        echo = EchoBackend(echo_models)
+        return cls({ECHO: echo}, _RouteTable((), ECHO), list_backends=True, summary=summary)
 
     @classmethod
     def from_config(cls, config: ConfigFile, api_keys: Mapping[str, str | None]) -> ModelRouter:
@@ -170,7 +129,7 @@ class ModelRouter:
         if config.default == ECHO or any(e.upstream == ECHO for e in config.models):
             backends[ECHO] = EchoBackend([])
         listed = [(e.name, e.upstream) for e in config.models if e.name is not None]
-        return cls(backends, table, listed)
+        return cls(backends, table, listed, summary=describe_routes(config))
 
     def route(self, model: str) -> Route:
         """The route for a requested model name; `ModelNotFoundError` when none."""
@@ -194,10 +153,14 @@ class ModelRouter:
         return list(self._listed)
 
     async def start(self) -> None:
-        """Open the upstreams' connection pools (otherwise opened on first use)."""
-        for backend in self._backends.values():
-            if isinstance(backend, UpstreamBackend):
-                await backend.start()
+        """Log which names go where; open the upstreams' connection pools and check each.
+
+        The checks run together, each within its upstream's `check_seconds`, and only log:
+        an upstream that is down at start may be up by the first request.
+        """
+        logger.info("serving models: %s", self.summary)
+        upstreams = [b for b in self._backends.values() if isinstance(b, UpstreamBackend)]
+        await asyncio.gather(*(backend.start() for backend in upstreams))
 
     async def aclose(self) -> None:
         for backend in self._backends.values():
@@ -210,7 +173,7 @@ def build_router(settings: Settings, *, environ: Mapping[str, str] | None = None
     `environ` (default: the process environment) is where API keys are looked up.
     """
     if settings.config is None:
-        return ModelRouter.echo_only(EchoBackend(settings.echo_models))
+        return ModelRouter.echo_only(settings.echo_models)
     return load_router(
         settings.config, environ=process_environment() if environ is None else environ
     )
@@ -222,127 +185,22 @@ def load_router(path: Path, *, environ: Mapping[str, str]) -> ModelRouter:
     return ModelRouter.from_config(config, api_keys(config, path, environ))
 
 
-def load_config(path: Path) -> ConfigFile:
-    """Parse and validate a config file, raising `ConfigError` with file, key and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        config = ConfigFile.model_validate(data)
-    except ValidationError as exc:
-        problems = [_problem(path, text, error) for error in exc.errors()]
-        raise ConfigError("\n".join(problems)) from None
-    _check_references(config, path, text)
-    return config
-
-
-def api_keys(config: ConfigFile, path: Path, environ: Mapping[str, str]) -> dict[str, str | None]:
-    """Each upstream's API key, from the environment variable its `api_key_env` names."""
-    keys: dict[str, str | None] = {}
-    for name, upstream in config.upstreams.items():
-        variable = upstream.api_key_env
-        if variable is None:
-            keys[name] = None
-            continue
-        value = environ.get(variable)
-        if not value:
-            loc: tuple[str | int, ...] = ("upstreams", name, "api_key_env")
-            raise ConfigError(
-                _located(path, text=None, loc=loc)
-                + f": the environment variable {variable} is not set (it should hold the API key)"
-            )
-        keys[name] = value
-    return keys
-
-
-def _check_references(config: ConfigFile, path: Path, text: str) -> None:
-    if ECHO in config.upstreams:
-        loc: tuple[str | int, ...] = ("upstreams", ECHO)
-        raise ConfigError(_located(path, text, loc) + f": `{ECHO}` is the built-in echo model")
-    known = sorted(config.upstreams)
-    names_known = ", ".join(known) if known else "none"
-    seen: set[str] = set()
-    for i, entry in enumerate(config.models):
-        if entry.upstream != ECHO and entry.upstream not in config.upstreams:
-            raise ConfigError(
-                _located(path, text, ("models", i, "upstream"))
-                + f": no upstream named '{entry.upstream}' (defined: {names_known}, or {ECHO})"
-            )
-        if entry.name is not None:
-            if entry.name in seen:
-                raise ConfigError(
-                    _located(path, text, ("models", i, "name"))
-                    + f": the model '{entry.name}' is already claimed by an earlier entry"
-                )
-            seen.add(entry.name)
-    default = config.default
-    if default is not None and default != ECHO and default not in config.upstreams:
-        raise ConfigError(
-            _located(path, text, ("default",))
-            + f": no upstream named '{default}' (defined: {names_known}, or {ECHO})"
-        )
-
-
-def _problem(path: Path, text: str, error: Any) -> str:
-    loc = tuple(part for part in error["loc"] if part != "function-after")
-    message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-    if error["type"] == "missing":
-        message = "required key missing"
-    return f"{_located(path, text, loc)}: {message}"
-
-
-def _located(path: Path, text: str | None, loc: tuple[str | int, ...]) -> str:
-    key = _dotted(loc) or "(top level)"
-    line = _line_of(text, loc) if text is not None else None
-    return f"{path}:{line}: {key}" if line else f"{path}: {key}"
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        else:
-            name = part if _BARE_KEY.match(part) else f'"{part}"'
-            key += f".{name}" if key else name
-    return key
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_.-]+)\s*=')
-
-
-def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line of a key: that key's line, else its table's header line."""
-    counts: dict[tuple[str | int, ...], int] = {}
-    table: tuple[str | int, ...] = ()
-    best: tuple[int, int] | None = None  # (length of the matched prefix, line)
-    for number, line in enumerate(text.splitlines(), start=1):
-        path: tuple[str | int, ...] | None = None
-        header = _HEADER.match(line)
-        if header:
-            base = tuple(_split_key(header.group(2)))
-            if header.group(1) == "[[":
-                counts[base] = counts.get(base, -1) + 1
-                table = (*base, counts[base])
-            else:
-                table = base
-            path = table
-        else:
-            key = _KEY.match(line)
-            if key:
-                path = (*table, *_split_key(key.group(1)))
-        matched = path is not None and loc[: len(path)] == path
-        if path is not None and matched and (best is None or len(path) > best[0]):
-            best = (len(path), number)
-    return best[1] if best else None
-
-
-def _split_key(key: str) -> list[str]:
-    parts = re.findall(r'"([^"]*)"|([^.\s"]+)', key)
-    return [quoted or bare for quoted, bare in parts]
+def describe_routes(config: ConfigFile) -> str:
+    """Which names go where, in one line for the start-up log: `upstream 'vllm'
+    (http://h:8000/v1): llama-3*, qwen2 -> Qwen/Qwen2; echo: every other name`."""
+    claims: dict[str, list[str]] = {name: [] for name in config.upstreams}
+    for entry in config.models:
+        claim = entry.name or entry.pattern or ""
+        if entry.upstream_model is not None:
+            claim += f" -> {entry.upstream_model}"
+        claims.setdefault(entry.upstream, []).append(claim)
+    if config.default is not None:
+        claims.setdefault(config.default, []).append("every other name")
+    parts = []
+    for target, names in claims.items():
+        upstream = config.upstreams.get(target)
+        where = ECHO if upstream is None else f"upstream '{target}' ({upstream.shown_url})"
+        parts.append(f"{where}: {', '.join(names) or 'no model name (nothing routes here)'}")
+    if config.default is None:
+        parts.append("any other name: 404 model_not_found")
+    return "; ".join(parts)

@@ -4,7 +4,8 @@ One aiohttp session (one connection pool) per upstream, opened lazily inside the
 loop. The client's body is forwarded as sent, vendor fields included, minus `store` and
 `metadata` unless the upstream takes them; faults become chatkeep errors (the table is in
 docs/upstreams.md). Answers are read within their bounds by `AnswerBody`; streams are
-decoded by `SSEDecoder` and relayed chunk by chunk.
+decoded by `SSEDecoder` and relayed chunk by chunk. `start` checks the upstream once
+(`upstream_check`); a 404 of the chat route then says whether the base_url is to blame.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from chatkeep.backends.upstream_body import (
     UpstreamSilent,
     unless_silent,
 )
+from chatkeep.backends.upstream_check import UpstreamCheck
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.errors import (
     ChatkeepError,
@@ -115,9 +117,10 @@ class UpstreamBackend:
         self._created = int(time.time())
         self._client: aiohttp.ClientSession | None = None
         self._free = asyncio.Semaphore(config.max_connections)
+        self._check = UpstreamCheck(name, config)
 
     def __repr__(self) -> str:
-        return f"UpstreamBackend({self.name!r}, {self.config.base_url!r})"
+        return f"UpstreamBackend({self.name!r}, {self.config.shown_url!r})"
 
     def serves(self, model: str) -> bool:
         return self._upstream_model(model) is not None
@@ -129,8 +132,11 @@ class UpstreamBackend:
         ]
 
     async def start(self) -> None:
-        """Open the connection pool now rather than on the first request."""
-        self._session()
+        """Open the connection pool now, and check the upstream (a warning if it fails).
+
+        Never raises, and takes at most `config.check_seconds`.
+        """
+        await self._check.at_start(self._session())
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -202,7 +208,8 @@ class UpstreamBackend:
             finally:
                 response.release()  # back to the pool if read to its end, else closed
         if response.status >= 400:
-            raise self._status_error(response.status, raw, response)
+            hint = await self._check.wrong_url_hint(response.status, self._session())
+            raise self._status_error(response.status, raw, response, hint)
         try:
             completion = _loads(raw)
         except (ValueError, RecursionError):
@@ -264,7 +271,8 @@ class UpstreamBackend:
             if response.status >= 400:
                 raw = await body.read_all()
         if response.status >= 400:
-            raise self._status_error(response.status, raw, response)
+            hint = await self._check.wrong_url_hint(response.status, self._session())
+            raise self._status_error(response.status, raw, response, hint)
         if response.content_type == "application/json":
             raise self._malformed("a JSON body to a streamed request", started=False)
         return body
@@ -357,13 +365,24 @@ class UpstreamBackend:
         return self._failure(f"reported an error: {message}", code, started)
 
     def _status_error(
-        self, status: int, raw: bytes, response: aiohttp.ClientResponse
+        self,
+        status: int,
+        raw: bytes,
+        response: aiohttp.ClientResponse,
+        hint: str | None = None,
     ) -> ChatkeepError:
         fields = _error_fields(raw)
         message = _text(fields.get("message")) or raw[:_MESSAGE_LIMIT].decode("utf-8", "replace")
         message = message[:_MESSAGE_LIMIT] or f"HTTP {status}"
         headers = _relayed_headers(response.headers)
-        logger.warning("upstream %s answered %d: %s", self.name, status, message)
+        if hint is None:
+            logger.warning("upstream %s answered %d: %s", self.name, status, message)
+        else:
+            # The upstream's own text ("Invalid URL (POST /chat/completions)") would make the
+            # client doubt its own URL: the client gets the hint, the log keeps both.
+            url = self.config.shown_url
+            logger.warning("%s (base_url %s; the upstream said: %s)", hint, url, message)
+            message = hint
         if status < 500:
             return rejected_class(status)(
                 message,

@@ -7,11 +7,13 @@ that neither has to import the other.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# The start-up check of an upstream never takes longer than this, whatever its timeouts.
+CHECK_SECONDS_LIMIT = 5.0
 
 
 class UpstreamConfig(BaseModel):
@@ -60,3 +62,17 @@ class UpstreamConfig(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query string or fragment")
         return value.rstrip("/")
+
+    @property
+    def shown_url(self) -> str:
+        """`base_url` as logs may show it: without a user or password in it."""
+        parts = urlsplit(self.base_url)
+        if parts.username is None and parts.password is None:
+            return self.base_url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=host))
+
+    @property
+    def check_seconds(self) -> float:
+        """How long the start-up check (`GET <base_url>/models`) may take."""
+        return min(self.connect_timeout, CHECK_SECONDS_LIMIT)
