@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )
+    access_log: bool = Field(
+        default=False,
+        description=(
+            "Log one INFO line per HTTP request (logger `chatkeep.access`): request id, "
+            "project, method, path, status, duration. Off by default: every model call is "
+            "already logged by its `completion` line."
+        ),
+    )
     sqlite_synchronous: Literal["normal", "full"] = Field(
         default="normal",
         description=(

@@ -79,7 +79,7 @@ def create_app(
         routes=ROUTES,
         # The create route runs inside the request-id middleware, ahead of Starlette's router.
         middleware=[
-            Middleware(RequestIdMiddleware, ids=ids),
+            Middleware(RequestIdMiddleware, ids=ids, access_log=settings.access_log),
             Middleware(RawPathRouting),
             Middleware(CreateRoute),
         ],

@@ -66,6 +66,7 @@ async def _create(
 ) -> None:
     headers = Headers(scope=scope)
     project = await state.authenticator.project_for(headers)
+    scope["state"]["project"] = project  # for the access log
     context = CallContext(project=project, request_id=_request_id(scope))
     parsed = parse_create_request(
         await read_body(headers, receive, state.settings.max_request_bytes)

@@ -17,25 +17,31 @@ from chatkeep.http.channel import UNEXPECTED, ResponseChannel
 from chatkeep.ids import CompletionIdGenerator
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("chatkeep.access")
 
 OPENAI_VERSION = b"2020-10-01"
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp, ids: CompletionIdGenerator) -> None:
+    def __init__(self, app: ASGIApp, ids: CompletionIdGenerator, access_log: bool) -> None:
         self.app = app
         self.ids = ids
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = self.ids.request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
+        status = 0
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 elapsed_ms = int((time.perf_counter() - started) * 1000)
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -52,3 +58,22 @@ class RequestIdMiddleware:
             if channel.started and not channel.streaming:
                 raise  # a plain response half sent: the server can only drop the connection
             await channel.fail(UNEXPECTED)
+        finally:
+            if self.access_log:
+                _log_access(scope, request_id, status, started)
+
+
+def _log_access(scope: Scope, request_id: str, status: int, started: float) -> None:
+    """One line per request; the path as sent (percent-encoded), never the query string,
+    which can hold metadata values. Status 0: the client left before any answer."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = raw.partition(b"?")[0].decode("ascii", "backslashreplace")
+    access_logger.info(
+        "request id=%s project=%s method=%s path=%s status=%d duration_ms=%.1f",
+        request_id,
+        scope["state"].get("project", "-"),
+        scope["method"],
+        path,
+        status,
+        (time.perf_counter() - started) * 1000,
+    )

@@ -27,6 +27,7 @@ def _state(request: Request) -> AppState:
 
 async def _context(request: Request, state: AppState) -> CallContext:
     project = await state.authenticator.project_for(request.headers)
+    request.state.project = project  # for the access log
     return CallContext(project=project, request_id=request.state.request_id)
 
 

@@ -87,6 +87,7 @@ class CompletionCreator:
             completion["model"],
             completion.get("usage"),
             backend,
+            context,
             stream=False,
             started=started,
         )
@@ -144,7 +145,13 @@ class CompletionCreator:
             completion = accumulator.result()
             await self._store.insert(_new_completion(completion, parsed, context, self._ids))
         _log_completion(
-            seen.completion_id, seen.model, seen.usage, backend, stream=True, started=started
+            seen.completion_id,
+            seen.model,
+            seen.usage,
+            backend,
+            context,
+            stream=True,
+            started=started,
         )
         yield DONE_EVENT
 
@@ -218,14 +225,17 @@ def _log_completion(
     model: str,
     usage: CompletionUsage | None,
     backend: Backend,
+    context: CallContext,
     *,
     stream: bool,
     started: float,
 ) -> None:
     logger.info(
-        "completion id=%s model=%s backend=%s stream=%s status=ok "
+        "completion id=%s request_id=%s project=%s model=%s backend=%s stream=%s status=ok "
         "prompt_tokens=%s completion_tokens=%s duration_ms=%.1f",
         completion_id,
+        context.request_id,
+        context.project,
         model,
         backend.name,
         stream,
