@@ -178,3 +178,14 @@ def test_models_endpoints(client: openai.OpenAI) -> None:
     listed = client.models.list()
     assert [m.id for m in listed.data]
     assert client.models.retrieve("any-model-name").id == "any-model-name"
+
+
+def test_nul_in_message_content_round_trips(client: openai.OpenAI) -> None:
+    # Message content is stored as JSON, which keeps U+0000 on SQLite and PostgreSQL alike.
+    messages = [{"role": "user", "content": "before\x00after", "name": "nul"}]
+    completion = client.chat.completions.create(model="m", messages=messages, store=True)  # type: ignore[arg-type]
+    assert completion.choices[0].message.content == "before\x00after"
+    stored = client.chat.completions.messages.list(completion.id).data
+    assert [(m.role, m.content, m.name) for m in stored] == [("user", "before\x00after", "nul")]  # type: ignore[attr-defined]
+    answer = client.chat.completions.retrieve(completion.id).choices[0].message.content
+    assert answer == "before\x00after"

@@ -80,6 +80,22 @@ BAD_CREATES: list[tuple[dict[str, Any], str | None]] = [
     ({"stream": "yes"}, "stream"),
     ({"user": 7}, "user"),
     ({"service_tier": "platinum"}, "service_tier"),
+    ({"model": ""}, "model"),
+    # Text no store can keep, refused on every create (stored or not).
+    ({"model": "m\x00"}, "model"),
+    ({"metadata": {"a\x00b": "v"}}, "metadata"),
+    ({"metadata": {"k": "a\x00b"}}, "metadata.k"),
+    # Cross-field rules.
+    ({"tool_choice": "required"}, "tool_choice"),
+    ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
+    (
+        {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}},
+        "tool_choice",
+    ),
+    ({"tools": [TOOL], "tool_choice": {"type": "custom", "custom": {"name": "f"}}}, "tool_choice"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"function_call": {"name": "f"}}, "function_call"),
+    ({"functions": [{"name": "f"}], "function_call": {"name": "g"}}, "function_call"),
 ]
 
 
@@ -117,6 +133,27 @@ def test_malformed_or_non_object_bodies(http: httpx2.Client, content: bytes) -> 
     )
     assert response.status_code == 400
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+# A 19-digit integer sends a body through the standard library's decoder, which (unlike
+# orjson) lets an unpaired surrogate escape through: it must be refused as orjson would.
+LONE_SURROGATE = (
+    '{"model":"m","seed":%s,"store":%s,"messages":[{"role":"user","content":"a\\ud800"}]}'
+)
+
+
+@pytest.mark.parametrize("seed", ["1", "1234567890123456789"])
+@pytest.mark.parametrize("store", ["false", "true"])
+def test_an_unpaired_surrogate_is_not_json_on_either_decoder(
+    http: httpx2.Client, seed: str, store: str
+) -> None:
+    body = LONE_SURROGATE % (seed, store)
+    response = http.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "could not parse the JSON body" in response.json()["error"]["message"]
+    assert http.get("/v1/chat/completions").json()["data"] == []
 
 
 def test_over_large_body_is_413(http: httpx2.Client) -> None:
@@ -157,3 +194,64 @@ def test_unknown_ids_are_404_in_the_envelope(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.retrieve("chatcmpl-does-not-exist")
     assert caught.value.code is None and caught.value.type == "invalid_request_error"
+
+
+NUL_FIELDS = [
+    pytest.param({"model": "m\x00"}, "model", id="model"),
+    pytest.param({"metadata": {"a\x00b": "v"}}, "metadata", id="metadata-key"),
+    pytest.param({"metadata": {"k": "a\x00b"}}, "metadata.k", id="metadata-value"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "unstored"])
+@pytest.mark.parametrize(("fields", "param"), NUL_FIELDS)
+def test_nul_in_a_stored_text_field_is_refused_before_any_answer(
+    client: openai.OpenAI, fields: dict[str, Any], param: str, store: bool, stream: bool
+) -> None:
+    body: dict[str, Any] = {"model": "m", "messages": OK, "store": store, "stream": stream}
+    body |= fields
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**body)
+    error = caught.value
+    assert (error.status_code, error.type, error.param) == (400, "invalid_request_error", param)
+    assert error.code == "invalid_value"
+    assert "NUL character (U+0000)" in error.message
+    assert client.chat.completions.list().data == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [({"a\x00b": "v"}, "metadata"), ({"k": "a\x00b"}, "metadata.k")],
+    ids=["key", "value"],
+)
+def test_nul_in_a_metadata_update_is_refused_and_nothing_changes(
+    client: openai.OpenAI, metadata: dict[str, str], param: str
+) -> None:
+    completion = client.chat.completions.create(
+        model="m", messages=OK, store=True, metadata={"team": "a"}
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.update(completion.id, metadata=metadata)
+    assert (caught.value.param, caught.value.code) == (param, "invalid_value")
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["message"] == (
+        f"Invalid '{param}': {'key' if param == 'metadata' else 'string'} contains a NUL "
+        "character (U+0000), which cannot be stored."
+    )
+    assert client.chat.completions.retrieve(completion.id).metadata == {"team": "a"}
+
+
+def test_a_tool_choice_naming_an_undeclared_function_is_refused(client: openai.OpenAI) -> None:
+    # The echo model used to call the undeclared function; now nothing is answered at all.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="m",
+            messages=OK,
+            tools=[TOOL],  # type: ignore[list-item]
+            tool_choice={"type": "function", "function": {"name": "nowhere"}},
+            store=True,
+        )
+    assert caught.value.param == "tool_choice"
+    assert "'nowhere'" in caught.value.message
+    assert client.chat.completions.list().data == []

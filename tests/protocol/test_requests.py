@@ -78,6 +78,25 @@ BAD_BODIES = [
     ("empty messages", create(messages=[]), "messages", "empty_array"),
     ("messages not array", create(messages=USER), "messages", "invalid_type"),
     ("model not string", create(model=4), "model", "invalid_type"),
+    ("model empty", create(model=""), "model", None),
+    # Text no store can keep (PostgreSQL's `text` cannot hold U+0000), refused before any call.
+    ("model with NUL", create(model="gpt-4o\x00"), "model", "invalid_value"),
+    # A lone surrogate reaches validation only through the standard library's decoder, which
+    # a body with a 19-digit integer takes (orjson refuses it as malformed JSON).
+    (
+        "model with lone surrogate",
+        create(model="gpt-\ud800", seed=4944116822809979520),
+        "model",
+        "invalid_value",
+    ),
+    ("metadata key with NUL", create(metadata={"a\x00b": "v"}), "metadata", "invalid_value"),
+    ("metadata value with NUL", create(metadata={"k": "a\x00b"}), "metadata.k", "invalid_value"),
+    (
+        "metadata value with lone surrogate",
+        create(metadata={"k": "\udc00"}, seed=4944116822809979520),
+        "metadata.k",
+        "invalid_value",
+    ),
     # Messages and roles.
     (
         "unknown role",
@@ -313,6 +332,63 @@ BAD_BODIES = [
         create(tools=[WEATHER_TOOL], tool_choice={"type": "function", "function": {}}),
         "tool_choice.function.name",
         "missing_required_parameter",
+    ),
+    # Cross-field rules: a tool choice must name something offered.
+    ("tool_choice required without tools", create(tool_choice="required"), "tool_choice", None),
+    (
+        "tool_choice function without tools",
+        create(tool_choice={"type": "function", "function": {"name": "get_weather"}}),
+        "tool_choice",
+        None,
+    ),
+    (
+        "tool_choice allowed_tools without tools",
+        create(
+            tool_choice={
+                "type": "allowed_tools",
+                "allowed_tools": {"mode": "required", "tools": [WEATHER_TOOL]},
+            }
+        ),
+        "tool_choice",
+        None,
+    ),
+    (
+        "tool_choice function not in tools",
+        create(tools=[WEATHER_TOOL], tool_choice={"type": "function", "function": {"name": "f"}}),
+        "tool_choice",
+        None,
+    ),
+    (
+        "tool_choice custom names a function tool",
+        create(
+            tools=[WEATHER_TOOL], tool_choice={"type": "custom", "custom": {"name": "get_weather"}}
+        ),
+        "tool_choice",
+        None,
+    ),
+    (
+        "parallel_tool_calls without tools",
+        create(parallel_tool_calls=False),
+        "parallel_tool_calls",
+        None,
+    ),
+    (
+        "function_call named without functions",
+        create(function_call={"name": "f"}),
+        "function_call",
+        None,
+    ),
+    (
+        "function_call not in functions",
+        create(functions=[{"name": "f"}], function_call={"name": "g"}),
+        "function_call",
+        None,
+    ),
+    (
+        "function_call names a tool, not a function",
+        create(tools=[WEATHER_TOOL], function_call={"name": "get_weather"}),
+        "function_call",
+        None,
     ),
     (
         "allowed_tools mode",
@@ -592,6 +668,62 @@ def test_bad_body_is_a_400_naming_the_param(body: Any, param: str | None, code: 
             create(top_logprobs=2),
             "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
         ),
+        (create(model=""), "you must provide a model parameter"),
+        (
+            create(model="a\x00"),
+            "Invalid 'model': string contains a NUL character (U+0000), which cannot be stored.",
+        ),
+        (
+            create(metadata={"k\x00": "v"}),
+            "Invalid 'metadata': key contains a NUL character (U+0000), which cannot be stored.",
+        ),
+        (
+            create(metadata={"k": "\x00"}),
+            "Invalid 'metadata.k': string contains a NUL character (U+0000), which cannot be "
+            "stored.",
+        ),
+        (
+            create(model="m\ud800", seed=4944116822809979520),
+            "Invalid 'model': string contains an unpaired surrogate (U+D800), which cannot be "
+            "stored.",
+        ),
+        (
+            create(metadata={"k": "\udc00"}, seed=4944116822809979520),
+            "Invalid 'metadata.k': string contains an unpaired surrogate (U+DC00), which cannot "
+            "be stored.",
+        ),
+        (
+            create(tool_choice="required"),
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+            "specified.",
+        ),
+        (
+            create(
+                tools=[WEATHER_TOOL], tool_choice={"type": "function", "function": {"name": "f"}}
+            ),
+            "Invalid value for 'tool_choice': no function named 'f' was specified in the "
+            "'tools' parameter.",
+        ),
+        (
+            create(tools=[WEATHER_TOOL], tool_choice={"type": "custom", "custom": {"name": "x"}}),
+            "Invalid value for 'tool_choice': no custom tool named 'x' was specified in the "
+            "'tools' parameter.",
+        ),
+        (
+            create(parallel_tool_calls=True),
+            "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed "
+            "when 'tools' are specified.",
+        ),
+        (
+            create(function_call={"name": "f"}),
+            "Invalid value for 'function_call': 'function_call' is only allowed when "
+            "'functions' are specified.",
+        ),
+        (
+            create(functions=[{"name": "f"}], function_call={"name": "g"}),
+            "Invalid value for 'function_call': no function named 'g' was specified in the "
+            "'functions' parameter.",
+        ),
     ],
 )
 def test_message_is_worded_as_openai_words_it(body: Any, message: str) -> None:
@@ -765,6 +897,41 @@ def test_deprecated_functions_and_function_call_pass() -> None:
 @pytest.mark.parametrize(
     "fields",
     [
+        {"tool_choice": "none"},
+        {"tool_choice": "auto"},
+        {"function_call": "none"},
+        {"function_call": "auto"},
+        {"functions": [{"name": "f"}], "function_call": {"name": "f"}},
+        {"tools": [WEATHER_TOOL], "parallel_tool_calls": True},
+    ],
+    ids=lambda fields: ",".join(f"{k}={v}" for k, v in fields.items()),
+)
+def test_choices_that_force_nothing_need_no_tools(fields: dict[str, Any]) -> None:
+    params = parse(create(**fields)).params
+
+    assert set(fields) <= params.model_fields_set
+
+
+def test_nul_in_message_content_is_kept_as_sent() -> None:
+    # Message content lives in a JSON column, which keeps U+0000 on every store.
+    body = with_message({"role": "user", "content": "a\x00b", "name": "n"})
+
+    parsed = parse(body)
+
+    assert parsed.body["messages"][1]["content"] == "a\x00b"
+    assert parsed.params.messages[1].content == "a\x00b"
+
+
+def test_non_ascii_model_and_metadata_pass() -> None:
+    params = parse(create(model="modèle-𝄞", metadata={"clé 🌍": "valeur 𠜎", "empty": ""})).params
+
+    assert params.model == "modèle-𝄞"
+    assert params.metadata == {"clé 🌍": "valeur 𠜎", "empty": ""}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
         {"stop": "END"},
         {"response_format": {"type": "json_object"}},
         {"response_format": {"type": "text"}},
@@ -916,6 +1083,8 @@ def test_update_with_null_metadata_clears_it() -> None:
         ),
         (b"[]", None, "invalid_type"),
         (b"{", None, None),
+        (b'{"metadata": {"a\\u0000": "v"}}', "metadata", "invalid_value"),
+        (b'{"metadata": {"k": "\\u0000"}}', "metadata.k", "invalid_value"),
     ],
 )
 def test_bad_update_body_is_a_400(body: bytes, param: str | None, code: str | None) -> None:

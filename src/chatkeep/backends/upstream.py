@@ -41,7 +41,7 @@ from chatkeep.errors import (
     UpstreamTooLargeError,
     rejected_class,
 )
-from chatkeep.protocol.codec import encode_json
+from chatkeep.protocol.codec import encode_json, refuse_lone_surrogates
 from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
 from chatkeep.protocol.sse import SSEDecoder
 
@@ -60,7 +60,7 @@ def _loads(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        return refuse_lone_surrogates(raw, json.loads(raw))
 
 
 def _error_fields(raw: bytes) -> dict[str, Any]:

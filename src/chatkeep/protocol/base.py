@@ -3,7 +3,8 @@
 `RequestModel` is the base of every request model. Unions are tagged by callable
 discriminators (`by_field`, `by_shape`) so that a bad `role` or part `type` gives one error
 instead of one per union member; `enum_of` makes a `Literal` name its supported values;
-`rule_error` reports a rule across fields. `validation.py` words these errors as OpenAI does.
+`rule_error` reports a rule across fields; `KEEPABLE` refuses text no store can keep.
+`validation.py` words these errors as OpenAI does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
 # Union tags land in pydantic's `loc`; this prefix marks them so that `param` can skip them.
@@ -24,6 +25,7 @@ _OBJECT = TAG_PREFIX + "object"
 UNION_ERROR = "chatkeep_union"
 ENUM_ERROR = "chatkeep_enum"
 RULE_ERROR = "chatkeep_rule"
+UNKEEPABLE_ERROR = "chatkeep_unkeepable"
 
 
 class RequestModel(BaseModel):
@@ -134,3 +136,36 @@ def rule_error(message: str, *, field: str | None, code: str | None) -> Pydantic
     return PydanticCustomError(
         RULE_ERROR, "Invalid request", {"message": message, "field": field, "code": code}
     )
+
+
+def keepable(value: str) -> bool:
+    """Whether every store can keep `value` in a `text` column: no U+0000, which
+    PostgreSQL's `text` cannot hold, and no lone surrogate, which is not UTF-8 (only the
+    standard library's JSON decoder lets one through). On the hot path for `model` and each
+    metadata key and value: one `in` test and one `isascii`, an encode only for non-ASCII."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def refuse_unkeepable(value: str) -> str:
+    """`value`, or a validation error when a store could not keep it (see `keepable`)."""
+    if not keepable(value):
+        raise _unkeepable()
+    return value
+
+
+def _unkeepable() -> PydanticCustomError:
+    # `validation.py` names the character from the input; nothing else to carry.
+    return PydanticCustomError(UNKEEPABLE_ERROR, "String holds text no store can keep")
+
+
+# Marks a `str` that is stored in a text column (`model`, metadata); put it after the
+# string's own constraints, so that theirs keep their own error types.
+KEEPABLE = AfterValidator(refuse_unkeepable)

@@ -27,6 +27,7 @@ INVALID_JSON_MESSAGE = (
 
 # Every integer orjson may not keep exact has at least 19 digits (int64 spans 19).
 _LONG_INTEGER = re.compile(rb"\d{19}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -40,12 +41,32 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def load_json(raw: bytes) -> Any:
+    """Decode JSON exactly: orjson, or the standard library where orjson would not keep an
+    integer exact. Raises ValueError (or RecursionError) for what is not JSON, including an
+    unpaired surrogate escape (`"\\ud800"`), which orjson refuses and the standard library
+    would let through as a string no UTF-8 encoder (and so no answer) can carry."""
+    if _LONG_INTEGER.search(raw) is None:
+        return orjson.loads(raw)
+    value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return refuse_lone_surrogates(raw, value)
+
+
+def refuse_lone_surrogates(raw: bytes, value: Any) -> Any:
+    """`value`, decoded from `raw` by the standard library, unless it holds an unpaired
+    surrogate (ValueError). Walks `value` only when `raw` has a surrogate escape at all."""
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("an unpaired surrogate is not text") from None
+    return value
+
+
 def decode_json(body: bytes) -> Any:
     """Decode a request body, raising a 400 `InvalidRequestError` when it is not JSON."""
     try:
-        if _LONG_INTEGER.search(body) is None:
-            return orjson.loads(body)
-        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return load_json(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         # orjson.JSONDecodeError and json.JSONDecodeError are both ValueErrors.
         raise InvalidRequestError(INVALID_JSON_MESSAGE) from None

@@ -12,10 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from chatkeep.errors import InvalidRequestError
-from chatkeep.protocol.base import RequestModel, by_field, by_shape, enum_of, rule_error, tag
+from chatkeep.protocol.base import (
+    KEEPABLE,
+    RequestModel,
+    by_field,
+    by_shape,
+    enum_of,
+    refuse_unkeepable,
+    rule_error,
+    tag,
+)
 from chatkeep.protocol.codec import decode_json
 from chatkeep.protocol.messages import (
     NAME_PATTERN,
@@ -27,6 +43,8 @@ from chatkeep.protocol.tools import (
     FunctionCallOption,
     Functions,
     Tools,
+    check_function_call,
+    check_tool_choice,
 )
 from chatkeep.protocol.validation import invalid_request, json_type
 
@@ -34,11 +52,24 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 # "Set of 16 key-value pairs... Keys are strings with a maximum length of 64 characters.
-# Values are strings with a maximum length of 512 characters."
+# Values are strings with a maximum length of 512 characters." Kept in text columns.
 Metadata = Annotated[
-    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]],
+    dict[
+        Annotated[str, Field(max_length=64), KEEPABLE],
+        Annotated[str, Field(max_length=512), KEEPABLE],
+    ],
     Field(max_length=16),
 ]
+
+
+def _model_name(value: str) -> str:
+    if not value:
+        # OpenAI's words for an empty `model`.
+        raise rule_error("you must provide a model parameter", field=None, code=None)
+    return refuse_unkeepable(value)
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
 
 StopConfiguration = Annotated[
     Annotated[str, tag("string")]
@@ -158,7 +189,7 @@ class CreateChatCompletionRequest(RequestModel):
     """The body of `POST /v1/chat/completions` (the SDK's `CompletionCreateParams`)."""
 
     messages: Annotated[list[ChatCompletionRequestMessage], Field(min_length=1)]
-    model: str
+    model: ModelName
     store: bool | None = None
     metadata: Metadata | None = None
     temperature: Temperature | None = None
@@ -211,6 +242,8 @@ class CreateChatCompletionRequest(RequestModel):
                 field="stream_options",
                 code=None,
             )
+        check_tool_choice(self.tools, self.tool_choice, self.parallel_tool_calls)
+        check_function_call(self.functions, self.function_call)
         return self
 
 

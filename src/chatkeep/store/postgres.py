@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.errors import StoreUnavailableError
+from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.base import NewCompletion
 from chatkeep.store.postgres_faults import (
@@ -47,7 +48,6 @@ from chatkeep.store.text import (
     all_keepable,
     check_metadata,
     check_new_completion,
-    keepable,
     query_can_match,
 )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from chatkeep.errors import StoreUnavailableError
+from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.base import NewCompletion
 from chatkeep.store.schema import (
@@ -43,7 +44,6 @@ from chatkeep.store.text import (
     all_keepable,
     check_metadata,
     check_new_completion,
-    keepable,
     query_can_match,
 )
 

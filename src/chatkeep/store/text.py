@@ -12,23 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chatkeep.errors import InvalidRequestError
+from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.base import NewCompletion
-
-NUL = "\x00"
-
-
-def keepable(text: str) -> bool:
-    """Whether every engine stores and compares `text` exactly."""
-    if NUL in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
 
 
 def all_keepable(texts: Iterable[str]) -> bool:
