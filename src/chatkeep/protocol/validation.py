@@ -27,10 +27,6 @@ from chatkeep.protocol.base import (
 # lives inside them, so a key that happens to start with TAG_PREFIX is kept.
 _MAP_FIELDS = frozenset({"metadata", "logit_bias"})
 
-# Text no store can keep: ours (`KEEPABLE`), and pydantic's own error for a lone surrogate
-# in a map key or value, which it meets before our check does.
-_UNKEEPABLE = frozenset({UNKEEPABLE_ERROR, "string_unicode"})
-
 Handler = Callable[[str, Any, dict[str, Any]], InvalidRequestError]
 
 
@@ -255,20 +251,14 @@ def _extra(param: str, value: Any, ctx: dict[str, Any]) -> InvalidRequestError:
     )
 
 
-def _unkeepable_character(text: Any) -> str:
-    """The first character of `text` that no store can keep, as an error message names it."""
-    for char in text if isinstance(text, str) else "":
-        if char == "\x00":
-            return "a NUL character (U+0000)"
-        if "\ud800" <= char <= "\udfff":  # the decoder joined every valid pair already
-            return f"an unpaired surrogate (U+{ord(char):04X})"
-    return "a character that cannot be stored"
+# What `KEEPABLE` refuses that a request can carry: the JSON decoders refuse an unpaired
+# surrogate as malformed JSON, so only U+0000 gets this far.
+_NUL = "a NUL character (U+0000)"
 
 
 def _unkeepable(param: str, value: Any, ctx: dict[str, Any]) -> InvalidRequestError:
     return InvalidRequestError(
-        f"Invalid '{param}': string contains {_unkeepable_character(value)}, which cannot be "
-        "stored.",
+        f"Invalid '{param}': string contains {_NUL}, which cannot be stored.",
         param=param,
         code="invalid_value",
     )
@@ -276,10 +266,9 @@ def _unkeepable(param: str, value: Any, ctx: dict[str, Any]) -> InvalidRequestEr
 
 def _map_key(kind: str, param: str, key: Any, ctx: dict[str, Any]) -> InvalidRequestError:
     """A key of `metadata` broke a rule; `param` names the map, not the (long) key."""
-    if kind in _UNKEEPABLE:
+    if kind == UNKEEPABLE_ERROR:
         return InvalidRequestError(
-            f"Invalid '{param}': key contains {_unkeepable_character(key)}, which cannot be "
-            "stored.",
+            f"Invalid '{param}': key contains {_NUL}, which cannot be stored.",
             param=param,
             code="invalid_value",
         )
@@ -299,7 +288,6 @@ _HANDLERS: dict[str, Handler] = {
     ENUM_ERROR: _enum,
     RULE_ERROR: _rule,
     UNKEEPABLE_ERROR: _unkeepable,
-    "string_unicode": _unkeepable,
     "int_type": _int_type,
     "float_type": _float_type,
     "greater_than_equal": _bound("ge"),
