@@ -10,7 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatkeep.errors import NotFoundError
+from chatkeep.http import docs_page
 from chatkeep.http.body import read_body
+from chatkeep.http.openapi import openapi_json
 from chatkeep.http.paths import path_param
 from chatkeep.http.responses import OpenAIJSONResponse
 from chatkeep.http.state import AppState
@@ -94,6 +96,25 @@ async def health(request: Request) -> Response:
     return OpenAIJSONResponse({"status": "ok"})
 
 
+# The document and its page describe the server and hold no data: no key needed (no
+# `_context`), as for `/health`.
+
+
+async def openapi_document(request: Request) -> Response:
+    """This server's OpenAPI 3.1 document, built once per process."""
+    return Response(openapi_json(), media_type="application/json")
+
+
+async def docs(request: Request) -> Response:
+    """The document rendered by Swagger UI, served from this server only."""
+    return docs_page.page_response()
+
+
+async def docs_asset(request: Request) -> Response:
+    name = path_param(request, "name")
+    return docs_page.asset_response(name, method=request.method, path=request.url.path)
+
+
 ROUTES = [
     Route("/v1/chat/completions", list_chat_completions, methods=["GET"]),
     Route("/v1/chat/completions/{completion_id}", retrieve_chat_completion, methods=["GET"]),
@@ -107,4 +128,7 @@ ROUTES = [
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Route("/docs/static/{name}", docs_asset, methods=["GET"]),
 ]
