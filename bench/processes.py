@@ -144,7 +144,9 @@ class Server:
         log: Path,
         port: int,
         env: Mapping[str, str] | None = None,
+        whole_env: bool = False,
     ) -> None:
+        """`env` is added to this process's environment, or is the whole of it (`whole_env`)."""
         self.name = name
         self.port = port
         self.log = log
@@ -154,7 +156,7 @@ class Server:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env=dict(env or {}) if whole_env else {**os.environ, **(env or {})},
             start_new_session=True,
         )
 

@@ -131,6 +131,38 @@ def _gateway_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _arrow(before: float | None, after: float | None, digits: int) -> str:
+    return f"{_num(before, digits)} → {_num(after, digits)}"
+
+
+def _before_after(results: dict[str, Any]) -> list[str]:
+    """`--baseline`: each pair measured back to back in this run, before → after."""
+    base = results["versions"]["baseline"]
+    same = " (src/ is the same in both: the differences are noise)" if base["same_src"] else ""
+    after = results["versions"]["chatkeep"]
+    lines = [
+        f"Before → after: before is chatkeep at {base['rev']} ({base['commit'][:7]}), run "
+        f"from a git worktree; after is the working tree, chatkeep {after}"
+        f"{same}. Each pair ran back to back, before first:",
+        "",
+        "| target | mode | × bare, before → after | req/s, before → after | after/before "
+        "| server CPU µs/req, before → after | after/before | DB CPU µs/req, before → after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for pair in results["before_after"]:
+        db = pair["before_db_cpu_us"], pair["after_db_cpu_us"]
+        lines.append(
+            f"| {pair['label']} | {pair['mode']} "
+            f"| {_arrow(pair['before_x_bare'], pair['after_x_bare'], 2)} "
+            f"| {_arrow(pair['before_rps'], pair['after_rps'], 0)} "
+            f"| {_num(pair['rps_after_over_before'], 2)} "
+            f"| {_arrow(pair['before_cpu_us'], pair['after_cpu_us'], 0)} "
+            f"| {_num(pair['cpu_after_over_before'], 2)} "
+            f"| {_arrow(*db, 0) if any(db) else '–'} |"
+        )
+    return lines
+
+
 def _targets_table(results: dict[str, Any]) -> list[str]:
     lines = ["| target | measured | required | met |", "| --- | ---: | ---: | --- |"]
     for check in results.get("targets", []):
@@ -212,6 +244,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *_gateway_table(results),
     ]
+    if results.get("before_after"):
+        lines += ["", *_before_after(results)]
     busy = [
         f"{row['label']} {row['background_busy']:.0%}"
         for row in results.get("gateway", [])

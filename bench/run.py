@@ -5,13 +5,17 @@ and on a throwaway PostgreSQL database, LiteLLM's proxy), pins the server under 
 core and the load to another, bounds every run in time, and writes bench/results/<stamp>.md
 and .json. `--smoke` runs each step briefly on a small store, skips LiteLLM and the
 million-row reads, checks no figures, and fails only when something does not run.
+`--baseline REV` adds chatkeep built from REV to the same run, each before its working-tree
+twin (baseline.py), and reports before → after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import baseline
 import chatkeep
 import gateway
 import litellm_proxy
@@ -29,7 +34,7 @@ import reads
 import report
 import system
 from processes import BenchError, Server, free_port, wait_quiet
-from targets import BENCH, TARGETS, Context
+from targets import BENCH, TARGETS, Context, Target, chatkeep_env
 
 FULL = gateway.Plan(
     warmup_s=2,
@@ -61,7 +66,15 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         help="comma-separated target keys (upstream, bare, chatkeep, "
-        "chatkeep-sqlite, chatkeep-postgres, litellm, reads)",
+        "chatkeep-sqlite, chatkeep-postgres, litellm, reads; with --baseline also "
+        "chatkeep@base, chatkeep-sqlite@base, chatkeep-postgres@base)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run chatkeep as of this git revision (HEAD, a commit id), from a "
+        "temporary worktree, each right before its working-tree twin, and report "
+        "before → after",
     )
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
@@ -113,18 +126,61 @@ def _postgres(smoke: bool) -> str | None:
     return None
 
 
-def _selected(args: argparse.Namespace, ctx: Context) -> list[Any]:
-    keys = set(args.only.split(",")) if args.only else None
-    chosen = []
+def _keys(args: argparse.Namespace) -> set[str] | None:
+    """The keys `--only` names, checked; None without `--only`."""
+    if not args.only:
+        return None
+    keys = {key.strip() for key in args.only.split(",") if key.strip()}
+    known = baseline.valid_keys() | {"reads"}
+    if keys - known:
+        raise BenchError(
+            f"--only: unknown {', '.join(sorted(keys - known))} (known: {', '.join(sorted(known))})"
+        )
+    twins = sorted(key for key in keys if key.endswith(baseline.SUFFIX))
+    if twins and not args.baseline:
+        raise BenchError(f"--only {', '.join(twins)}: these need --baseline REV")
+    return keys
+
+
+def _available(args: argparse.Namespace, ctx: Context) -> list[Target]:
+    available = []
     for target in TARGETS:
-        if keys is not None and target.key not in keys:
-            continue
         if target.key == "litellm" and (args.smoke or args.skip_litellm):
             continue
         if target.key == "chatkeep-postgres" and ctx.postgres_admin is None:
             continue
-        chosen.append(target)
-    return chosen
+        available.append(target)
+    return available
+
+
+def _selected(
+    args: argparse.Namespace,
+    ctx: Context,
+    keys: set[str] | None,
+    stack: contextlib.ExitStack,
+    versions: dict[str, Any],
+) -> list[Target]:
+    """The targets in the order they run; with `--baseline`, its twins checked out."""
+    available = _available(args, ctx)
+    chosen = [target for target in available if keys is None or target.key in keys]
+    if not args.baseline:
+        return chosen
+    twins_of = baseline.twinned(keys, available, chosen)
+    if not twins_of:
+        print("WARNING: --baseline, but no chatkeep target is selected", flush=True)
+        return chosen
+    base = stack.enter_context(baseline.checkout(args.baseline, ctx.python))
+    current = baseline.imported_from(ctx.python, chatkeep_env())[0].parent
+    if current.is_relative_to(base.path):
+        raise BenchError(f"the working tree's servers would import the baseline's {current}")
+    versions["baseline"] = base.describe()
+    versions["imported_from"] = {"after": str(current), "before": str(base.path / "src")}
+    print(
+        f"baseline {args.baseline} = {base.short} in {base.path}; after: chatkeep from "
+        f"{current}" + ("; NOTE: src/ is the same in both" if base.same_src else ""),
+        flush=True,
+    )
+    return baseline.interleave(chosen, twins_of, base)
 
 
 def _quiet(args: argparse.Namespace) -> float:
@@ -137,8 +193,15 @@ def _quiet(args: argparse.Namespace) -> float:
     return busiest
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: servers stopped, the baseline's worktree removed."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
     args = _arguments()
+    keys = _keys(args)
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     system.require_cores(args.server_core, args.load_core)
     system.ensure_tools()
@@ -174,6 +237,7 @@ def main() -> int:
         "reads": [],
         "failures": [],
     }
+    stack = contextlib.ExitStack()
     try:
         upstream.wait_ready(10)
         ctx = Context(
@@ -185,7 +249,7 @@ def main() -> int:
             postgres_admin=_postgres(args.smoke),
             litellm_venv=args.litellm_venv,
         )
-        for target in _selected(args, ctx):
+        for target in _selected(args, ctx, keys, stack, results["versions"]):
             print(f"[{time.monotonic() - started:5.0f} s] {target.label}", flush=True)
             background = _quiet(args)
             rows, memory = gateway.measure_target(ctx, plan, target)
@@ -196,15 +260,20 @@ def main() -> int:
                 results["memory"].append(gateway.as_dict(memory))
             if target.key == "litellm":
                 results["versions"]["litellm"] = litellm_proxy.version(ctx.litellm_venv)
-        if not args.skip_reads and (not args.only or "reads" in args.only.split(",")):
+        if not args.skip_reads and (keys is None or "reads" in keys):
             print(f"[{time.monotonic() - started:5.0f} s] reads", flush=True)
             results["stored_rows"] = read_plan.rows
             results["reads"], results["read_latency"] = reads.measure_reads(ctx, read_plan)
     finally:
-        upstream.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            upstream.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        finally:
+            stack.close()  # removes the baseline's worktree
     results["failures"] = report.failures(results)
     results["targets"] = report.evaluate(results)
+    if "baseline" in results["versions"]:
+        results["before_after"] = baseline.pairs(results["gateway"])
     results["wall_s"] = time.monotonic() - started
     json_path, md_path = report.write(results, args.out, stamp)
     table = report.markdown(results)

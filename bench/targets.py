@@ -41,6 +41,13 @@ class Context:
     postgres_admin: str | None
     litellm_venv: Path
     python: str = sys.executable
+    # Set for the baseline's twins (baseline.py): the whole environment chatkeep runs with
+    # (None: `chatkeep_env()`), and a tag added to the names of its log and files.
+    chatkeep_environment: dict[str, str] | None = None
+    file_tag: str = ""
+
+    def server_env(self) -> dict[str, str]:
+        return chatkeep_env() if self.chatkeep_environment is None else self.chatkeep_environment
 
 
 @dataclass
@@ -66,9 +73,15 @@ class Target:
     ready_timeout: float = 30.0
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment minus CHATKEEP_* settings, so that only the flags given here apply."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("CHATKEEP_")}
+def chatkeep_env(pythonpath: Path | None = None) -> dict[str, str]:
+    """The whole environment chatkeep runs with: this one minus CHATKEEP_* settings, so that
+    only the flags given here apply; with `pythonpath` first on PYTHONPATH when given."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHATKEEP_")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(pythonpath), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        )
+    return env
 
 
 def create_body(*, store: bool, stream: bool) -> bytes:
@@ -133,12 +146,19 @@ def start_chatkeep(
     if config is not None:
         argv += ["--config", str(config)]
     return Server(
-        name, argv, core=ctx.server_core, port=port, env=_clean_env(), log=ctx.logs / f"{name}.log"
+        name,
+        argv,
+        core=ctx.server_core,
+        port=port,
+        env=ctx.server_env(),
+        whole_env=True,
+        log=ctx.logs / f"{name}.log",
     )
 
 
-def _chatkeep_sqlite(name: str) -> Callable[[Context], Running]:
+def _chatkeep_sqlite(base_name: str) -> Callable[[Context], Running]:
     def start(ctx: Context) -> Running:
+        name = base_name + ctx.file_tag
         config = write_chatkeep_config(ctx.work / f"{name}.toml", ctx.upstream_base_url)
         database = ctx.work / f"{name}.db"
         for suffix in ("", "-wal", "-shm"):
@@ -154,10 +174,9 @@ def _start_chatkeep_postgres(ctx: Context) -> Running:
         raise RuntimeError("PostgreSQL is not reachable")
     name = pg.create_database(admin)
     try:
-        config = write_chatkeep_config(ctx.work / "chatkeep-postgres.toml", ctx.upstream_base_url)
-        server = start_chatkeep(
-            ctx, "chatkeep-postgres", pg.database_url(admin, name), config=config
-        )
+        server_name = "chatkeep-postgres" + ctx.file_tag
+        config = write_chatkeep_config(ctx.work / f"{server_name}.toml", ctx.upstream_base_url)
+        server = start_chatkeep(ctx, server_name, pg.database_url(admin, name), config=config)
     except BaseException:
         pg.drop_database(admin, name)
         raise
