@@ -54,6 +54,44 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body accepted, in bytes; larger bodies get 413.",
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description=(
+            "Largest request line and headers accepted together, in bytes; larger get 431 "
+            "and the connection is closed."
+        ),
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds a request's line and headers may take to arrive in all, counted from "
+            "their first byte (on a new connection, from its opening); a slower client gets "
+            "408 and is disconnected, one that sent nothing is disconnected."
+        ),
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest pause, in seconds, between two reads of a request body while the server "
+            "waits for it; a longer pause gets 408 and the connection is closed. Never applies "
+            "to the response, however long it streams."
+        ),
+    )
+    body_min_bytes_per_second: float = Field(
+        default=1024.0,
+        ge=0,
+        description=(
+            "Slowest pace accepted for a request body: after a grace of "
+            "`body_timeout_seconds`, it must deliver this many bytes for each further second; "
+            "slower gets 408 and the connection is closed. `0` turns the pace check off."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

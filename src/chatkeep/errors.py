@@ -18,7 +18,10 @@
     └── UpstreamTimeoutError           504 upstream_error (a model server did not answer in time)
 
 Service code raises these; `to_envelope` is the single place that turns one into the
-`{"error": {"message", "type", "param", "code"}}` body, always with all four keys.
+`{"error": {"message", "type", "param", "code"}}` body, always with all four keys. The
+HTTP layer's own refusals, made before any route runs (408 request timeout, 431 head too
+large, 505 HTTP version, 400 malformed HTTP; `http/connection.py`), are InvalidRequestError
+envelopes sent with those statuses.
 """
 
 from __future__ import annotations

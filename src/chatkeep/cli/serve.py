@@ -13,6 +13,7 @@ from chatkeep.cli.db import check_schema_before_serving
 from chatkeep.cli.posture import refuse_exposed_without_keys
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.http.app import create_app
+from chatkeep.http.connection import connection_class
 
 logger = logging.getLogger("chatkeep")
 
@@ -84,6 +85,9 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools with chatkeep's limits, timeouts and JSON refusals (http/connection.py);
+        # no WebSocket routes, so an `Upgrade: websocket` offer is declined like any other.
+        http=connection_class(settings),
+        ws="none",
         timeout_graceful_shutdown=10,
     )
