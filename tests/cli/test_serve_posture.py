@@ -4,13 +4,16 @@ other address unless `--insecure-no-auth` says an open server is meant."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
+from chatkeep.cli import serve as serve_command
 from tests.api.keyed import create_key, run_cli
 from tests.api.test_server_process import ServerProcess
 from tests.conftest import free_port
@@ -20,9 +23,20 @@ REFUSAL = "Refusing to serve on 0.0.0.0 without API keys"
 
 @pytest.fixture
 def listens(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Where `chatkeep serve` would have listened: uvicorn.run, recorded and not run."""
+    """Where `chatkeep serve` listened: the host it bound, recorded; uvicorn not run."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append(options))
+    bind = serve_command._listen
+
+    def listen(host: str, port: int) -> socket.socket:
+        calls.append({"host": host})
+        return bind(host, 0)
+
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        for sock in sockets:
+            sock.close()
+
+    monkeypatch.setattr(serve_command, "_listen", listen)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.delenv("CHATKEEP_HOST", raising=False)
     monkeypatch.delenv("CHATKEEP_INSECURE_NO_AUTH", raising=False)
     return calls

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from pathlib import Path
 
 import click
@@ -72,16 +74,17 @@ def serve(
         app = create_app(settings)
     except (ConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    listener = _listen(settings.host, settings.port)
+    port = listener.getsockname()[1]
+    models = settings.config.absolute() if settings.config else "none: the echo model only"
     logger.info(
-        "chatkeep serving on http://%s:%d with store %s",
-        settings.host,
-        settings.port,
+        "chatkeep serving on %s with store %s; config file: %s",
+        _url(settings.host, port),
         describe_database(settings.database_url),
+        models,
     )
-    uvicorn.run(
+    server = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
@@ -91,3 +94,34 @@ def serve(
         ws="none",
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(server).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one clear line, said
+    before anything claims the server is serving."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise click.ClickException(f"Cannot listen on {host!r}: {error.strerror}.") from None
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        where = _url(host, port)
+        if error.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"Port {port} is already in use on {host} ({where}): stop what holds it, "
+                "or pass --port (CHATKEEP_PORT)."
+            ) from None
+        raise click.ClickException(f"Cannot listen on {where}: {error.strerror}.") from None
+    return listener
+
+
+def _url(host: str, port: int) -> str:
+    """The server's URL; an IPv6 address goes in brackets (`http://[::1]:8000`)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
