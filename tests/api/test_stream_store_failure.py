@@ -121,3 +121,30 @@ def test_failed_commit_of_a_plain_create_is_a_503(locked_store: Locked) -> None:
             sdk.chat.completions.create(model="echo-1", messages=OK, store=True)
         assert raised.value.status_code == 503
         assert sdk.chat.completions.list().data == []
+
+
+class BrokenStore(SQLiteStore):
+    """A store with a bug: its insert raises something that is no ChatkeepError."""
+
+    async def insert(self, completion: object) -> None:  # type: ignore[override]
+        raise RuntimeError("a bug, not a fault of the world")
+
+
+def test_an_unexpected_error_mid_stream_ends_it_with_a_500_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(), store=BrokenStore(tmp_path / "chatkeep.db"))
+    body = {"model": "echo-1", "messages": OK, "stream": True, "store": True}
+    with (
+        ThreadedServer(app) as base_url,
+        httpx2.Client(base_url=base_url) as http,
+    ):
+        response = http.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        events = [e for e in response.text.split("\n\n") if e]
+        assert len(events) > 1 and events[0].startswith('data: {"id":"chatcmpl-')
+        assert events[-1].startswith('data: {"error":'), events[-1]
+        assert '"type":"server_error"' in events[-1] and "a bug" not in events[-1]
+        # The connection was ended cleanly, not dropped: it serves the next request.
+        assert http.get("/health").status_code == 200
+    assert "unexpected error" in caplog.text

@@ -43,8 +43,8 @@ class _Stage(enum.Enum):
 class ResponseChannel:
     """Wraps the ASGI `send` of one request; each method checks and advances the stage.
 
-    `observe` is a `send` for code that speaks ASGI itself (Starlette's routes): it keeps
-    the stage as the messages go by, so that `fail` still picks the right form.
+    `note` keeps the stage of messages that code speaking ASGI itself sends (Starlette's
+    routes), so that `fail` still picks the right form for them.
     """
 
     __slots__ = ("_send", "_sse", "_stage")
@@ -63,13 +63,15 @@ class ResponseChannel:
         """An event stream has begun and is still open: an error can still be sent."""
         return self._sse and self._stage is _Stage.OPEN
 
-    async def observe(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
+    def note(self, message: Message) -> None:
+        """Keep the stage of a message that code speaking ASGI itself is about to send
+        through this channel's `send` (Starlette's routes, via the outermost middleware)."""
+        kind = message["type"]
+        if kind == "http.response.start":
             self._advance(_Stage.IDLE, _Stage.OPEN)
             self._sse = (b"content-type", _SSE_TYPE) in message.get("headers", ())
-        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+        elif kind == "http.response.body" and not message.get("more_body", False):
             self._advance(_Stage.OPEN, _Stage.COMPLETE)
-        await self._send(message)
 
     async def send_json(
         self, status: int, content: bytes, headers: dict[str, str] | None = None

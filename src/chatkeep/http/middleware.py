@@ -38,21 +38,28 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status = 0
 
-        async def send_with_headers(message: Message) -> None:
+        def with_headers(message: Message) -> Message:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                elapsed_ms = int((time.perf_counter() - started) * 1000)
-                headers = list(message.get("headers", ()))
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"openai-version", OPENAI_VERSION))
-                headers.append((b"openai-processing-ms", str(elapsed_ms).encode()))
-                message = {**message, "headers": headers}
-            await send(message)
+            if message["type"] != "http.response.start":
+                return message
+            status = message["status"]
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            headers = list(message.get("headers", ()))
+            headers.append((b"x-request-id", request_id.encode()))
+            headers.append((b"openai-version", OPENAI_VERSION))
+            headers.append((b"openai-processing-ms", str(elapsed_ms).encode()))
+            return {**message, "headers": headers}
 
-        channel = ResponseChannel(send_with_headers)
+        async def send_for_channel(message: Message) -> None:
+            await send(with_headers(message))  # the channel keeps its own stage
+
+        async def send_with_headers(message: Message) -> None:
+            channel.note(message)
+            await send(with_headers(message))
+
+        channel = ResponseChannel(send_for_channel)
         try:
-            await self.app(scope, receive, channel.observe)
+            await self.app(scope, receive, send_with_headers)
         except Exception:
             logger.exception("unexpected error, request_id=%s", request_id)
             if channel.started and not channel.streaming:
