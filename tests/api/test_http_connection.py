@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from chatkeep.config import Settings
 from chatkeep.http.connection import connection_class
-from tests.conftest import free_port
+from tests.api.test_server_process import ServerProcess
 
 TIMEOUT = 1.0  # header and body timeouts of the server under test, in seconds
 MIN_RATE = 64  # its slowest accepted body pace, bytes per second
@@ -103,41 +99,17 @@ class Server(Target):
     """`chatkeep serve` (SQLite in `workdir`, the echo model) with this module's limits."""
 
     def __init__(self, workdir: Path) -> None:
-        super().__init__(free_port())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATKEEP_")}
-        env |= {
+        limits = {
             "CHATKEEP_HEADER_TIMEOUT_SECONDS": str(TIMEOUT),
             "CHATKEEP_BODY_TIMEOUT_SECONDS": str(TIMEOUT),
             "CHATKEEP_BODY_MIN_BYTES_PER_SECOND": str(MIN_RATE),
             "CHATKEEP_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatkeep", "serve", "--port", str(self.port)],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{self.port}/health", timeout=1).is_success:
-                    return
-            except httpx2.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chatkeep serve did not start:\n{self.stop()}")
-            time.sleep(0.05)
+        self.process = ServerProcess(workdir, settings=limits)
+        super().__init__(self.process.port)
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        assert self.proc.stdout is not None
-        return self.proc.stdout.read().decode(errors="replace")
+        return self.process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,14 @@ from tests.conftest import free_port
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, *args: str) -> None:
+    """`chatkeep serve` in `workdir` on a free port, with only the `CHATKEEP_*` settings in
+    `settings` (none of the test environment's), started when `/health` answers."""
+
+    def __init__(self, workdir: Path, *args: str, settings: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATKEEP_")}
+        env |= settings or {}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chatkeep", "serve", "--port", str(self.port), *args],
             cwd=workdir,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 
 from chatkeep.backends.upstream import UpstreamBackend
 from chatkeep.backends.upstream_config import UpstreamConfig
+from chatkeep.config import Settings
+from chatkeep.http.app import create_app
 from tests.backends.fault_upstream import FaultUpstream, running_fault_upstream
+from tests.conftest import API_KEY
 
 
 @pytest.fixture
@@ -49,3 +56,18 @@ async def make_backend(
 @pytest.fixture
 def backend(make_backend: Callable[..., UpstreamBackend]) -> UpstreamBackend:
     return make_backend()
+
+
+@asynccontextmanager
+async def chatkeep_with_config(tmp_path: Path, toml: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    """chatkeep in-process with the config file `toml` (and a SQLite file), through the
+    official client over ASGI."""
+    config = tmp_path / "chatkeep.toml"
+    config.write_text(toml)
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'chatkeep.db'}", config=config))
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://chatkeep") as http:
+            yield openai.AsyncOpenAI(
+                api_key=API_KEY, base_url="http://chatkeep/v1", http_client=http, max_retries=0
+            )

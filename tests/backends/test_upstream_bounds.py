@@ -10,19 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
-import httpx2
 import openai
 import orjson
 import pytest
 
 from chatkeep.backends.upstream import UpstreamBackend
-from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError, UpstreamStreamBroken, UpstreamTimeoutError
-from chatkeep.http.app import create_app
 from chatkeep.protocol.responses import ChatCompletionChunk
+from tests.backends.conftest import chatkeep_with_config
 from tests.backends.fault_upstream import FaultUpstream, completion
 from tests.backends.upstream_calls import LIMIT, OUR_ID, raised_by, request
-from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -170,18 +167,12 @@ async def test_silence_is_still_a_timeout(
 @pytest.fixture
 async def chatkeep(tmp_path: Path, upstream: FaultUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
     """chatkeep in-process, relaying every model to `upstream`, with a small size limit."""
-    config = tmp_path / "chatkeep.toml"
-    config.write_text(
+    toml = (
         f'default = "fault"\n\n[upstreams.fault]\nbase_url = "{upstream.base_url}"\n'
         f"max_response_bytes = {SMALL}\n"
     )
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'chatkeep.db'}", config=config))
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://chatkeep") as http:
-            yield openai.AsyncOpenAI(
-                api_key=API_KEY, base_url="http://chatkeep/v1", http_client=http, max_retries=0
-            )
+    async with chatkeep_with_config(tmp_path, toml) as client:
+        yield client
 
 
 async def test_answers_over_the_limit_reach_the_client_as_errors_and_are_not_stored(

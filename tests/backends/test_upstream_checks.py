@@ -12,18 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
-import httpx2
 import openai
 import pytest
 
 from chatkeep.backends.routing import ModelRouter, load_router
 from chatkeep.backends.upstream import UpstreamBackend
-from chatkeep.config import Settings
 from chatkeep.errors import UpstreamRejectedError
-from chatkeep.http.app import create_app
+from tests.backends.conftest import chatkeep_with_config
 from tests.backends.fault_upstream import FaultUpstream
 from tests.backends.upstream_calls import LIMIT, collect, raised_by, request
-from tests.conftest import API_KEY, free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -200,15 +198,9 @@ async def chatkeep_without_v1(
 ) -> AsyncIterator[openai.AsyncOpenAI]:
     """chatkeep in-process, relaying every model to `upstream` through a base_url that lacks
     its `/v1`."""
-    config = tmp_path / "chatkeep.toml"
-    config.write_text(f'default = "vllm"\n[upstreams.vllm]\nbase_url = "{without_v1(upstream)}"\n')
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'chatkeep.db'}", config=config))
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://chatkeep") as http:
-            yield openai.AsyncOpenAI(
-                api_key=API_KEY, base_url="http://chatkeep/v1", http_client=http, max_retries=0
-            )
+    toml = f'default = "vllm"\n[upstreams.vllm]\nbase_url = "{without_v1(upstream)}"\n'
+    async with chatkeep_with_config(tmp_path, toml) as client:
+        yield client
 
 
 async def test_a_client_is_told_the_base_url_is_wrong_not_its_own_url(
