@@ -116,6 +116,8 @@ class UpstreamBackend:
         self._listed = list(listed_models)
         self._created = int(time.time())
         self._client: aiohttp.ClientSession | None = None
+        # Requests beyond `max_connections` wait here, before their first-byte deadline
+        # starts: waiting for a free connection is not the upstream being silent.
         self._free = asyncio.Semaphore(config.max_connections)
         self._check = UpstreamCheck(name, config)
 
@@ -157,9 +159,6 @@ class UpstreamBackend:
                 headers=self._headers,
                 raise_for_status=False,
             )
-            # Requests beyond `max_connections` wait here, before their first-byte deadline
-            # starts: waiting for a free connection is not the upstream being silent.
-            self._free = asyncio.Semaphore(config.max_connections)
         return self._client
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:

@@ -43,7 +43,7 @@ class RawPathRouting:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path")
-        if raw and scope["type"] == "http":
+        if raw and b"%" in raw and scope["type"] == "http":  # most paths have no escapes
             path = routing_path(raw)
             if path is not None:  # uvicorn's raw_path, like its path, holds the root path
                 scope["path"] = path
