@@ -243,7 +243,8 @@ def test_an_upgrade_offer_is_declined_and_the_request_body_served(
 # to stream its answer: the timers run only while the server waits for request bytes.
 
 APP_TIMEOUT = 0.3  # the in-process server's header and body timeouts
-APP_PAUSE = 2 * APP_TIMEOUT
+# Between two of the timer's checks, so the server asks for a body while its timer is armed.
+APP_PAUSE = 1.5 * APP_TIMEOUT
 
 
 async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -336,13 +337,18 @@ def slow_app_answer(server: Target) -> Answer:
 
 
 def expect_100_continue(server: Target) -> Answer:
-    """The client holds the body until the server asks, which this app does late."""
+    """The client holds the body until the server asks, which this app does late; then it
+    takes most of a body timeout to start sending: its time runs from the `100 Continue`."""
     head = post(b"", length=len(CREATE), close=True)
     head = head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n", 1)
     with server.connect() as sock:
         started = time.monotonic()
         sock.sendall(head)
-        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        time.sleep(APP_TIMEOUT * 2 / 3)
         sock.sendall(CREATE)
         raw, closed = read_all(sock)
         return parse(raw, closed, time.monotonic() - started)

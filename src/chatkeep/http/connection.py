@@ -144,6 +144,7 @@ class HttpConnection(HttpToolsProtocol):
         self._body_since = 0.0
         self._body_bytes = 0  # read since the body timer was armed, with what it found
         self._last_read = 0.0
+        self._held = False  # the last body check found the server not asking for the body
         self._declined_upgrade = False
         self._finished = False  # refused: nothing more is read
 
@@ -229,6 +230,7 @@ class HttpConnection(HttpToolsProtocol):
         super().on_message_complete()
         self._phase = _WAITING
         self._head_bytes = 0
+        self._held = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -264,9 +266,14 @@ class HttpConnection(HttpToolsProtocol):
         if self.flow.read_paused or self.cycle.waiting_for_100_continue:
             # Back-pressure, a pipelined request waiting its turn, or `Expect: 100-continue`
             # not answered yet: the server is not asking for the body, so the client is not late.
-            self._body_since = self._last_read = now
-            self._body_bytes = 0
-            self._timer = self.loop.call_later(self.body_timeout, self._on_timer)
+            self._restart_body_clock(now)
+            self._held = True
+            return
+        if self._held:
+            # The server asked again (read resumed, or `100 Continue` sent) at some moment
+            # since the last check: the client's time starts now, never before it was asked.
+            self._restart_body_clock(now)
+            self._held = False
             return
         deadline = self._last_read + self.body_timeout
         if self.body_min_rate > 0:
@@ -285,6 +292,11 @@ class HttpConnection(HttpToolsProtocol):
                 retry=None,
             )
         )
+
+    def _restart_body_clock(self, now: float) -> None:
+        self._body_since = self._last_read = now
+        self._body_bytes = 0
+        self._timer = self.loop.call_later(self.body_timeout, self._on_timer)
 
     def _disarm(self) -> None:
         if self._timer is not None:
