@@ -48,9 +48,7 @@ class ServerProcess:
     def client(self) -> openai.OpenAI:
         # A bounded wait: a request that never ends fails its test in a minute, not in the
         # SDK's default ten.
-        return openai.OpenAI(
-            api_key="sk-x", base_url=f"{self.url}/v1", max_retries=0, timeout=60.0
-        )
+        return openai.OpenAI(api_key="sk-x", base_url=f"{self.url}/v1", max_retries=0, timeout=60.0)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
