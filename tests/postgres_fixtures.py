@@ -22,6 +22,8 @@ T = TypeVar("T")
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Tables a cleaned database keeps the rows of: the record of its applied migrations.
 KEPT_TABLES = ("chatkeep_migrations",)
+# Longest an `admin_execute` statement may run (DROP DATABASE ... WITH (FORCE) included).
+ADMIN_STATEMENT_TIMEOUT_S = 60.0
 
 
 def run_aside(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -41,7 +43,9 @@ def where(url: str) -> str:
 
 
 async def admin_execute(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(url, timeout=5)
+    """Run `statement`, cancelled after `ADMIN_STATEMENT_TIMEOUT_S`: one queued behind a lock
+    that is never released (and queueing all after it) fails its test, not hangs it."""
+    conn = await asyncpg.connect(url, timeout=5, command_timeout=ADMIN_STATEMENT_TIMEOUT_S)
     try:
         await conn.execute(statement)
     finally:

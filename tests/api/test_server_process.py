@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,13 @@ from tests.conftest import free_port
 
 class ServerProcess:
     """`chatkeep serve` in `workdir` on a free port, with only the `CHATKEEP_*` settings in
-    `settings` (none of the test environment's), started when `/health` answers."""
+    `settings` (none of the test environment's), started when `/health` answers.
+
+    Its output is read as it comes, by a thread of its own, and kept for `stop()`: unread,
+    it would fill the pipe (64 KiB: a line per completion, a traceback per failed
+    reconnect), and the server's next log line would block its event loop in `write()`,
+    hanging every request to it (what a long-lived server of the scale-out tests met).
+    """
 
     def __init__(self, workdir: Path, *args: str, settings: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -33,6 +40,9 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self._output: list[bytes] = []
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -54,15 +64,22 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while chunk := os.read(self.proc.stdout.fileno(), 65536):
+            self._output.append(chunk)
+
     def stop(self) -> str:
+        """End the server (SIGTERM, then SIGKILL after 15 s); everything it printed."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        assert self.proc.stdout is not None
-        return self.proc.stdout.read().decode(errors="replace")
+                self.proc.wait(timeout=10)
+        self._drain.join(timeout=10)  # the pipe ends with the process
+        return b"".join(self._output).decode(errors="replace")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ another project's data showing, an acknowledged write missing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from typing import Any
 
@@ -371,22 +372,26 @@ class TcpRelay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # `stop()`s so far: a connection accepted before the latest one is dropped, also
+        # one still connecting upstream when it came (else it would outlive the cut).
+        self._cuts = 0
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        relay = functools.partial(self._relay, self._cuts)
+        self._server = await asyncio.start_server(relay, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         assert self._server is not None
+        self._cuts += 1
         self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
         await self._server.wait_closed()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers |= {writer, up_writer}
-
+    async def _relay(
+        self, accepted_at: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
@@ -397,8 +402,23 @@ class TcpRelay:
             finally:
                 dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
+        ends = [writer]
+        self._writers.add(writer)
+        try:
+            if accepted_at != self._cuts:  # accepted just before a cut
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            ends.append(up_writer)
+            self._writers.add(up_writer)
+            if accepted_at != self._cuts:  # cut while connecting upstream
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except OSError:
+            pass  # PostgreSQL refused: the client sees its connection drop
+        finally:
+            for end in ends:
+                end.transport.abort()
+                self._writers.discard(end)
 
 
 async def test_postgres_outage_is_503_then_recovers_without_restart(postgres_url: str) -> None:
