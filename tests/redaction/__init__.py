@@ -1,0 +1,1 @@
+"""Tests of redaction: the detectors, custom rules, and the message and completion shapes."""
