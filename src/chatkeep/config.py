@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         description="Threads (each with its own connection) serving reads of the SQLite store.",
     )
 
+    purge_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "Seconds between two retention purges inside `chatkeep serve` (the first runs at "
+            "start-up); `0` turns the schedule off, leaving `chatkeep purge` to a cron job. "
+            "Servers sharing a PostgreSQL database take turns."
+        ),
+    )
+
     postgres_pool_min: int = Field(
         default=1, ge=0, le=1000, description="PostgreSQL connections kept open."
     )

@@ -101,3 +101,9 @@ def parse_message_id(value: str) -> tuple[str, int] | None:
 
 def new_tool_call_id() -> str:
     return "call_" + "".join(secrets.choice(BASE62) for _ in range(24))
+
+
+def completion_id_floor(unix_ms: int) -> str:
+    """The smallest completion id minted at `unix_ms` or later: every id below it was minted
+    before. Retention turns "older than" into "id below" with it (ids sort by time)."""
+    return COMPLETION_PREFIX + _base62(max(unix_ms, 0) << _RANDOM_BITS, COMPLETION_BODY_LENGTH)

@@ -14,6 +14,7 @@ import pytest
 from chatkeep.backends.config_file import ConfigError, ConfigFile, ModelEntry, load_config
 from chatkeep.backends.routing import load_router
 from chatkeep.backends.upstream_config import UpstreamConfig
+from chatkeep.lifecycle.policy import SETTINGS
 
 EXAMPLE = Path(__file__).parents[2] / "chatkeep.example.toml"
 ENVIRON = {"OPENAI_API_KEY": "sk-example"}
@@ -43,6 +44,8 @@ def test_the_example_sets_every_option() -> None:
     assert sorted(set(UpstreamConfig.model_fields) - upstream_options) == []
     assert sorted(set(ModelEntry.model_fields) - model_options) == []
     assert sorted(set(ConfigFile.model_fields) - config.model_fields_set) == []
+    project_options = set().union(*config.projects.values())
+    assert sorted(set(SETTINGS) - project_options) == []
 
 
 def test_every_option_is_explained_by_a_comment_above_its_first_use() -> None:
@@ -56,5 +59,5 @@ def test_every_option_is_explained_by_a_comment_above_its_first_use() -> None:
         name for name, number in first_use.items() if not lines[number - 1].startswith("#")
     ] == []
     assert sorted(first_use) == sorted(
-        {*UpstreamConfig.model_fields, *ModelEntry.model_fields, "default"}
+        {*UpstreamConfig.model_fields, *ModelEntry.model_fields, *SETTINGS, "default"}
     )

@@ -87,9 +87,10 @@ async def test_an_older_database_gets_the_keys_table_on_upgrade(
     make_store: StoreFactory, raw_execute: RawExecute
 ) -> None:
     await make_store().upgrade(through="0002_filter_indexes")
-    assert await make_store().pending_migrations() == ["0003_api_keys"]
-    assert [m.name for m in MIGRATIONS][-1] == "0003_api_keys"
-    assert await make_store().upgrade() == ["0003_api_keys"]
+    later = [m.name for m in MIGRATIONS][2:]
+    assert later[0] == "0003_api_keys"
+    assert await make_store().pending_migrations() == later
+    assert await make_store().upgrade() == later
     store = make_store()
     await store.open()
     try:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chatkeep.backends.upstream_config import UpstreamConfig
+from chatkeep.lifecycle.policy import PolicyError, ProjectPolicy
 
 ECHO = "echo"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -58,6 +59,9 @@ class ConfigFile(BaseModel):
     )
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
     models: list[ModelEntry] = Field(default_factory=list)
+    # `[projects.NAME]`: each project's data policy (docs/lifecycle.md), checked by
+    # `ProjectPolicy.parse` in `load_config`.
+    projects: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -77,7 +81,21 @@ def load_config(path: Path) -> ConfigFile:
         raise ConfigError("\n".join(problems)) from None
     _check_references(config, path, text)
     _check_something_is_served(config, path)
+    project_policies(config, path, text)
     return config
+
+
+def project_policies(
+    config: ConfigFile, path: Path, text: str | None = None
+) -> dict[str, ProjectPolicy]:
+    """The `[projects.NAME]` tables as policies; a bad one is a `ConfigError` naming it."""
+    policies = {}
+    for name, settings in config.projects.items():
+        try:
+            policies[name] = ProjectPolicy.parse(settings)
+        except PolicyError as exc:
+            raise ConfigError(f"{_located(path, text, ('projects', name))}: {exc}") from None
+    return policies
 
 
 def api_keys(config: ConfigFile, path: Path, environ: Mapping[str, str]) -> dict[str, str | None]:

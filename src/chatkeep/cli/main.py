@@ -7,6 +7,8 @@ import click
 from chatkeep import __version__
 from chatkeep.cli.db import db
 from chatkeep.cli.keys import keys
+from chatkeep.cli.projects import projects
+from chatkeep.cli.purge import purge
 from chatkeep.cli.serve import serve
 
 
@@ -19,6 +21,8 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(db)
 cli.add_command(keys)
+cli.add_command(projects)
+cli.add_command(purge)
 
 
 def main() -> None:

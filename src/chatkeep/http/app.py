@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from chatkeep.backends.config_file import load_config, project_policies
 from chatkeep.backends.routing import build_router
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
@@ -24,6 +25,8 @@ from chatkeep.http.responses import handle_chatkeep_error, handle_http_exception
 from chatkeep.http.routes import ROUTES
 from chatkeep.http.state import AppState
 from chatkeep.ids import CompletionIdGenerator
+from chatkeep.lifecycle.book import PolicyBook
+from chatkeep.lifecycle.retention import Retention, running_every
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.key_access import KeyAccess
@@ -31,6 +34,7 @@ from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
 from chatkeep.store.factory import key_store_for, open_store
 from chatkeep.store.keys import KeyStore
+from chatkeep.store.projects import project_settings_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ def create_app(
         keys = key_store if key_store is not None else key_store_for(store)
         authenticator = KeyAccess.for_settings(settings, keys)
     ids = CompletionIdGenerator()
+    declared = {}
+    if settings.config is not None:
+        declared = project_policies(load_config(settings.config), settings.config)
+    policies = PolicyBook(project_settings_for(store), declared, ttl=settings.auth_cache_seconds)
     state = AppState(
         settings=settings,
         store=store,
@@ -61,15 +69,19 @@ def create_app(
         authenticator=authenticator,
         creator=CompletionCreator(store, router, ids),
         stored=StoredCompletions(store),
+        policies=policies,
+        retention=Retention(store, policies),
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.store.open()
+        await state.policies.load()
         await state.authenticator.start()
         await state.router.start()
         try:
-            yield
+            async with running_every(state.retention, settings.purge_interval_seconds):
+                yield
         finally:
             await state.router.aclose()
             await state.authenticator.aclose()

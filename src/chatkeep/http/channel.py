@@ -84,10 +84,13 @@ class ResponseChannel:
         await self._send({"type": "http.response.start", "status": status, "headers": raw})
         await self._send({"type": "http.response.body", "body": content})
 
-    async def start_stream(self) -> None:
+    async def start_stream(self, headers: dict[str, str] | None = None) -> None:
         self._advance(_Stage.IDLE, _Stage.OPEN)
         self._sse = True
-        await self._send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        raw = _SSE_HEADERS
+        if headers:
+            raw = raw + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await self._send({"type": "http.response.start", "status": 200, "headers": raw})
 
     async def send_frame(self, frame: bytes) -> None:
         if not self.streaming:

@@ -24,10 +24,11 @@ from chatkeep.http.body import read_body
 from chatkeep.http.channel import ResponseChannel
 from chatkeep.http.state import AppState
 from chatkeep.protocol.codec import encode_json
-from chatkeep.protocol.requests import parse_create_request
+from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.completions import CallContext
 
 PATH = "/v1/chat/completions"
+STORED_HEADER = "x-chatkeep-stored"
 # The list route (GET) lives in Starlette's router; this path's other methods are answered here.
 _PASSED_ON = frozenset({"GET", "HEAD"})
 _ALLOW = {"allow": "GET, HEAD, POST"}
@@ -67,20 +68,35 @@ async def _create(
     headers = Headers(scope=scope)
     project = await state.authenticator.project_for(headers)
     scope["state"]["project"] = project  # for the access log
-    context = CallContext(project=project, request_id=_request_id(scope))
     parsed = parse_create_request(
         await read_body(headers, receive, state.settings.max_request_bytes)
     )
+    policy = await state.policies.policy_for(project)
+    context = CallContext(project=project, request_id=_request_id(scope), policy=policy)
+    overruled = _overruled(context, parsed)
     if parsed.params.stream:
         frames = await state.creator.open_chat_completion_stream(parsed, context)
-        await _send_stream(frames, receive, channel)
+        await _send_stream(frames, receive, channel, overruled)
         return
     completion = await state.creator.create_chat_completion(parsed, context)
-    await channel.send_json(200, encode_json(completion))
+    await channel.send_json(200, encode_json(completion), overruled)
+
+
+def _overruled(context: CallContext, parsed: ParsedCreateRequest) -> dict[str, str] | None:
+    """`x-chatkeep-stored` when the project's policy, not the request, decided whether the
+    completion is kept (`store: never` refusing a `store: true`, `always` keeping one
+    that did not ask): the client learns what happened to its data."""
+    stores = context.stores(parsed)
+    if stores == bool(parsed.params.store):
+        return None
+    return {STORED_HEADER: "true" if stores else "false"}
 
 
 async def _send_stream(
-    frames: AsyncIterator[bytes], receive: Receive, channel: ResponseChannel
+    frames: AsyncIterator[bytes],
+    receive: Receive,
+    channel: ResponseChannel,
+    headers: dict[str, str] | None,
 ) -> None:
     """Send the SSE frames; a client that goes away cancels the stream where it waits.
 
@@ -101,7 +117,7 @@ async def _send_stream(
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        await channel.start_stream()
+        await channel.start_stream(headers)
         async for frame in frames:
             await channel.send_frame(frame)
         done = True

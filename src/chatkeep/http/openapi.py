@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from chatkeep import __version__
-from chatkeep.http.openapi_schemas import component_schemas
+from chatkeep.http.openapi_schemas import component_schemas, response_headers
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.queries import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -133,7 +133,10 @@ def _chat_completions() -> dict[str, Any]:
             "responses": {
                 "200": {
                     "description": "The completion, or its stream of chunks.",
-                    "headers": {"x-request-id": _ref("headers", "x-request-id")},
+                    "headers": {
+                        "x-request-id": _ref("headers", "x-request-id"),
+                        "x-chatkeep-stored": _ref("headers", "x-chatkeep-stored"),
+                    },
                     "content": {
                         "application/json": {
                             "schema": _ref("schemas", "CreateChatCompletionResponse")
@@ -372,16 +375,7 @@ def _components() -> dict[str, Any]:
                 "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
             },
         },
-        "headers": {
-            "x-request-id": {
-                "description": "This request's id, on every response.",
-                "schema": _STRING,
-            },
-            "x-should-retry": {
-                "description": "`false` when a retry cannot succeed; the SDKs obey it.",
-                "schema": {"type": "string", "enum": ["true", "false"]},
-            },
-        },
+        "headers": response_headers(),
         "securitySchemes": {
             SECURITY_SCHEME: {
                 "type": "http",

@@ -192,3 +192,25 @@ def _rebuilt_typeddict(tp: Any, rebuilt: dict[Any, Any]) -> Any:
     # One paragraph, as a description reads best; pydantic would keep the line breaks.
     ready.__doc__ = " ".join(tp.__doc__.split()) if tp.__doc__ else None
     return ready
+
+
+def response_headers() -> dict[str, Any]:
+    """The response headers the document names, beside the schemas."""
+    return {
+        "x-request-id": {
+            "description": "This request's id, on every response.",
+            "schema": {"type": "string"},
+        },
+        "x-chatkeep-stored": {
+            "description": (
+                "Present when the project's policy, not the request's `store`, decided "
+                "whether the completion is kept: `true` (policy `always`) or `false` "
+                "(policy `never`)."
+            ),
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+        "x-should-retry": {
+            "description": "`false` when a retry cannot succeed; the SDKs obey it.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatkeep.config import Settings
+from chatkeep.lifecycle.book import PolicyBook
+from chatkeep.lifecycle.retention import Retention
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.reads import StoredCompletions
@@ -19,3 +21,5 @@ class AppState:
     authenticator: Authenticator
     creator: CompletionCreator
     stored: StoredCompletions
+    policies: PolicyBook
+    retention: Retention

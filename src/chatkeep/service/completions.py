@@ -8,6 +8,8 @@ nothing stored: only a completion the client received whole is kept.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.ids import CompletionIdGenerator
+from chatkeep.lifecycle.policy import DEFAULT_POLICY, ProjectPolicy
 from chatkeep.protocol.requests import ParsedCreateRequest
 from chatkeep.protocol.responses import (
     ChatCompletion,
@@ -45,10 +48,15 @@ class ModelRouter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling, and the id of this HTTP request."""
+    """Who is calling, the id of this HTTP request, and the caller's project policy."""
 
     project: str
     request_id: str
+    policy: ProjectPolicy = DEFAULT_POLICY
+
+    def stores(self, parsed: ParsedCreateRequest) -> bool:
+        """Whether this create is kept: the request's `store`, as the policy rules."""
+        return self.policy.decides_store(parsed.params.store)
 
 
 class CompletionCreator:
@@ -61,7 +69,9 @@ class CompletionCreator:
         self._router = router
         self._ids = ids
 
-    def _backend_request(self, parsed: ParsedCreateRequest) -> tuple[Backend, BackendRequest]:
+    def _backend_request(
+        self, parsed: ParsedCreateRequest, store: bool
+    ) -> tuple[Backend, BackendRequest]:
         backend = self._router.backend_for(parsed.params.model)
         completion_id, created_ms = self._ids.new_id()
         request = BackendRequest(
@@ -70,7 +80,7 @@ class CompletionCreator:
             completion_id=completion_id,
             created=created_ms // 1000,
             # A stored completion needs its usage even when the client did not ask for it.
-            include_usage=bool(parsed.params.store) or _client_wants_usage(parsed.body),
+            include_usage=store or _client_wants_usage(parsed.body),
         )
         return backend, request
 
@@ -78,10 +88,12 @@ class CompletionCreator:
         self, parsed: ParsedCreateRequest, context: CallContext
     ) -> ChatCompletion:
         started = time.perf_counter()
-        backend, request = self._backend_request(parsed)
+        store = context.stores(parsed)
+        backend, request = self._backend_request(parsed, store)
         completion = await backend.create(request)
-        if parsed.params.store:
-            await self._store.insert(_new_completion(completion, parsed, context, self._ids))
+        if store:
+            stored = _new_completion(completion, parsed, context, self._ids, started)
+            await self._store.insert(await _redacted(stored, context))
         _log_completion(
             completion["id"],
             completion["model"],
@@ -104,7 +116,7 @@ class CompletionCreator:
         whose response has begun, sends it as an `error` event and ends the stream.
         """
         started = time.perf_counter()
-        backend, request = self._backend_request(parsed)
+        backend, request = self._backend_request(parsed, context.stores(parsed))
         batches = backend.stream(request)
         try:
             first = await anext(batches)
@@ -126,7 +138,7 @@ class CompletionCreator:
     ) -> AsyncIterator[bytes]:
         client_wants_usage = _client_wants_usage(parsed.body)
         # Assembling the whole completion is only needed to store it.
-        accumulator = ChatCompletionAccumulator() if parsed.params.store else None
+        accumulator = ChatCompletionAccumulator() if context.stores(parsed) else None
         seen = _StreamSummary()
         try:
             batch: list[ChatCompletionChunk] | None = first
@@ -143,7 +155,8 @@ class CompletionCreator:
             await _close(batches)
         if accumulator is not None:
             completion = accumulator.result()
-            await self._store.insert(_new_completion(completion, parsed, context, self._ids))
+            stored = _new_completion(completion, parsed, context, self._ids, started)
+            await self._store.insert(await _redacted(stored, context))
         _log_completion(
             seen.completion_id,
             seen.model,
@@ -204,20 +217,43 @@ def _new_completion(
     parsed: ParsedCreateRequest,
     context: CallContext,
     ids: CompletionIdGenerator,
+    started: float,
 ) -> NewCompletion:
+    """The stored copy, with or without its content (as the project's policy says)."""
     params = parsed.params
     seed = params.seed if params.seed is not None else ids.seed()
+    stored = build_stored_completion(
+        completion, params, parsed.body, request_id=context.request_id, seed=seed
+    )
     return NewCompletion(
         id=completion["id"],
         project=context.project,
         model=completion["model"],
         created=completion["created"],
-        completion=build_stored_completion(
-            completion, params, parsed.body, request_id=context.request_id, seed=seed
-        ),
+        completion=stored,
         metadata=dict(params.metadata or {}),
         messages=parsed.body["messages"],
+        latency_ms=round((time.perf_counter() - started) * 1000),
+        keep_content=context.policy.store_content,
     )
+
+
+async def _redacted(stored: NewCompletion, context: CallContext) -> NewCompletion:
+    """The stored copy redacted as the project's policy says; the client's answer is
+    another object, never changed. In a worker thread: a large request takes a while to
+    scan, and the event loop serves everyone else meanwhile."""
+    redactor = context.policy.redactor
+    if redactor is None or not stored.keep_content:
+        return stored
+
+    def redact() -> NewCompletion:
+        return dataclasses.replace(
+            stored,
+            completion=redactor.completion(stored.completion),
+            messages=redactor.messages(stored.messages),
+        )
+
+    return await asyncio.to_thread(redact)
 
 
 def _log_completion(

@@ -7,6 +7,8 @@ order (see `chatkeep.ids`), so list cursors are plain id comparisons.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,8 +28,30 @@ class NewCompletion:
     # The stored `chat.completion` object with its request-echo fields, minus `metadata`.
     completion: dict[str, Any]
     metadata: dict[str, str]
-    # The create request's `messages`, exactly as sent.
+    # The create request's `messages`, exactly as sent (after the project's redaction).
     messages: list[dict[str, Any]]
+    # Milliseconds from the request's arrival to its answer, for the record.
+    latency_ms: int | None = None
+    # False: keep the record only (metadata, usage, finish reasons), no text at all.
+    keep_content: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """What retention removes in one project: completions with ids below `content_before`
+    lose their content (and with it every way to be served), those below `records_before`
+    are removed whole. None keeps them. Ids sort in creation order (`chatkeep.ids`)."""
+
+    content_before: str | None
+    records_before: str | None
+
+
+@dataclass(slots=True)
+class PurgeCount:
+    """What a purge removed (or, in a dry run, would remove) in one project."""
+
+    content: int = 0
+    records: int = 0
 
 
 class CompletionStore(Protocol):
@@ -65,6 +89,24 @@ class CompletionStore(Protocol):
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
         """The input messages of a stored completion, in request order, or None if absent."""
+        ...
+
+    async def purge(
+        self,
+        cutoffs: Callable[[str], Cutoffs],
+        *,
+        project: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, PurgeCount]:
+        """Apply retention to every project holding completions (or to `project` only), in
+        bounded batches that creates and reads never wait long behind; a dry run only
+        counts. Deleted text is left nowhere the engine can give it back (docs/lifecycle.md).
+        """
+        ...
+
+    def purge_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Held while purging: True when this caller got it, False when another server of
+        the same database holds it (it is purging now)."""
         ...
 
     # Last in the class: the name `list` shadows the builtin for annotations below it.

@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
-from chatkeep.store.base import NewCompletion
+from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.postgres_faults import (
     STALE_CONNECTION,
     UNAVAILABLE,
@@ -28,7 +28,9 @@ from chatkeep.store.postgres_faults import (
     unavailable,
 )
 from chatkeep.store.postgres_inserts import InsertBatcher
+from chatkeep.store.postgres_purge import purge
 from chatkeep.store.schema import (
+    CONTENT_SQL,
     DELETE_SQL,
     GET_SQL,
     MESSAGES_SQL,
@@ -41,6 +43,7 @@ from chatkeep.store.schema import (
     plan_open,
     plan_upgrade,
     reach_sql,
+    record_columns,
     sparsest_first,
     stored_object,
 )
@@ -55,10 +58,10 @@ T = TypeVar("T")
 
 # Serializes migrations of one database across chatkeep processes starting together.
 _MIGRATION_LOCK = 0x63686B70  # "chkp"
+# Held by the one server purging a database at a time.
+_PURGE_LOCK = 0x63686B71
 
-_UPDATE = (
-    "UPDATE completions SET metadata = $3::json WHERE project = $1 AND id = $2 RETURNING completion"
-)
+_UPDATE = "UPDATE completions SET metadata = $3::json WHERE project = $1 AND id = $2"
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = $1 AND completion_id = $2"
 INSERT_PAIRS = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) "
@@ -225,9 +228,13 @@ class PostgresStore:
             raise StoreUnavailableError("The store is closed.")
         c = completion
         check_new_completion(c)
-        args = (c.project, c.id, c.model, c.created, dump_json(c.completion, "completion"),
-                dump_json(c.metadata, "metadata"), dump_json(c.messages, "messages"),
-                list(c.metadata.keys()), list(c.metadata.values()))  # fmt: skip
+        usage, reasons = record_columns(c.completion)
+        content: tuple[str | None, str | None] = (None, None)
+        if c.keep_content:  # a record alone is never served, so it needs no filter rows
+            content = (dump_json(c.completion, "completion"), dump_json(c.messages, "messages"))
+        args = (c.project, c.id, c.model, c.created, dump_json(c.metadata, "metadata"), usage,
+                reasons, c.latency_ms, *content, list(c.metadata.keys()),
+                list(c.metadata.values()))  # fmt: skip
         await inserts.submit(c.id, args)
 
     async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
@@ -259,10 +266,12 @@ class PostgresStore:
 
         async def update(conn: Connection) -> str | None:
             async with conn.transaction():
+                # The content row is locked first: a purge cannot take it away meanwhile.
                 completion: str | None = await conn.fetchval(
-                    _UPDATE, project, completion_id, encoded
+                    f"{CONTENT_SQL} FOR SHARE", project, completion_id
                 )
                 if completion is not None:
+                    await conn.execute(_UPDATE, project, completion_id, encoded)
                     await conn.execute(_CLEAR_PAIRS, project, completion_id)
                     keys, values = list(metadata.keys()), list(metadata.values())
                     await conn.execute(INSERT_PAIRS, project, completion_id, keys, values)
@@ -274,9 +283,31 @@ class PostgresStore:
     async def delete(self, project: str, completion_id: str) -> bool:
         if not all_keepable((project, completion_id)):
             return False
-        # The metadata pairs go with it: ON DELETE CASCADE.
+        # Its content and metadata pairs go with it: ON DELETE CASCADE.
         deleted = await self._call(lambda conn: conn.fetchval(DELETE_SQL, project, completion_id))
         return deleted is not None
+
+    async def purge(
+        self,
+        cutoffs: Callable[[str], Cutoffs],
+        *,
+        project: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, PurgeCount]:
+        return await purge(self._call, cutoffs, project=project, dry_run=dry_run)
+
+    @asynccontextmanager
+    async def purge_lock(self) -> AsyncIterator[bool]:
+        """A session advisory lock on a connection of its own, held while purging: several
+        servers on one database purge one at a time, and a server that dies mid-purge
+        lets it go with its connection."""
+        async with self._maintenance() as conn:
+            acquired = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", _PURGE_LOCK))
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _PURGE_LOCK)
 
     async def run(self, fn: Callable[[Connection], Awaitable[T]], *, read: bool = False) -> T:
         """Run `fn` on a pooled connection, 503 when unreachable: for the key store, which

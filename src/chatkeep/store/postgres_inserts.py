@@ -25,12 +25,17 @@ from chatkeep.store.schema import CompletionExistsError
 
 INSERT = """
 WITH c AS (
-    INSERT INTO completions (project, id, model, created, completion, metadata, messages)
-    VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json)
+    INSERT INTO completions
+        (project, id, model, created, metadata, usage, finish_reasons, latency_ms)
+    VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json, $8)
+    RETURNING project, id
+), cc AS (
+    INSERT INTO completion_content (project, id, completion, messages)
+    SELECT c.project, c.id, $9::json, $10::json FROM c WHERE $9::text IS NOT NULL
     RETURNING project, id
 )
 INSERT INTO completion_metadata (project, completion_id, key, value)
-SELECT c.project, c.id, m.key, m.value FROM c, unnest($8::text[], $9::text[]) AS m(key, value)
+SELECT cc.project, cc.id, m.key, m.value FROM cc, unnest($11::text[], $12::text[]) AS m(key, value)
 """
 
 

@@ -161,7 +161,68 @@ _API_KEYS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS)
+# The data lifecycle (docs/lifecycle.md). A completion becomes a slim record (`completions`:
+# the index columns, metadata, usage, finish reasons, latency) plus its content
+# (`completion_content`: the stored object and the input messages), so that retention can
+# drop the text before the record, and lists walk small rows. Only a completion with its
+# content is served; its filter rows (`completion_metadata`) go with its content. Project
+# policies (store mode, retention, redaction) live in `projects`, one JSON map per project
+# holding only what was set.
+_LIFECYCLE = Migration(
+    name="0004_lifecycle",
+    sqlite=(
+        """CREATE TABLE completion_content (
+            project TEXT NOT NULL,
+            id TEXT NOT NULL,
+            completion TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            PRIMARY KEY (project, id),
+            FOREIGN KEY (project, id) REFERENCES completions (project, id) ON DELETE CASCADE
+        )""",
+        """INSERT INTO completion_content (project, id, completion, messages)
+            SELECT project, id, completion, messages FROM completions""",
+        "ALTER TABLE completions ADD COLUMN usage TEXT",
+        "ALTER TABLE completions ADD COLUMN finish_reasons TEXT",
+        "ALTER TABLE completions ADD COLUMN latency_ms INTEGER",
+        """UPDATE completions SET
+            usage = json_extract(completion, '$.usage'),
+            finish_reasons = (SELECT json_group_array(json_extract(ch.value, '$.finish_reason'))
+                              FROM json_each(completion, '$.choices') AS ch)""",
+        "ALTER TABLE completions DROP COLUMN completion",
+        "ALTER TABLE completions DROP COLUMN messages",
+        """CREATE TABLE projects (
+            name TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            updated INTEGER NOT NULL
+        )""",
+    ),
+    postgres=(
+        """CREATE TABLE completion_content (
+            project text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            completion json NOT NULL,
+            messages json NOT NULL,
+            PRIMARY KEY (project, id),
+            FOREIGN KEY (project, id) REFERENCES completions (project, id) ON DELETE CASCADE
+        )""",
+        """INSERT INTO completion_content (project, id, completion, messages)
+            SELECT project, id, completion, messages FROM completions""",
+        """ALTER TABLE completions ADD COLUMN usage json, ADD COLUMN finish_reasons json,
+            ADD COLUMN latency_ms integer""",
+        """UPDATE completions SET
+            usage = NULLIF((completion->'usage')::text, 'null')::json,
+            finish_reasons = (SELECT json_agg(ch->'finish_reason')
+                              FROM json_array_elements(completion->'choices') AS ch)""",
+        "ALTER TABLE completions DROP COLUMN completion, DROP COLUMN messages",
+        """CREATE TABLE projects (
+            name text COLLATE "C" PRIMARY KEY,
+            settings json NOT NULL,
+            updated bigint NOT NULL
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS, _LIFECYCLE)
 
 
 class SchemaError(ChatkeepError):
@@ -258,6 +319,13 @@ def load_json(text: str) -> Any:
     return orjson.loads(text)
 
 
+def record_columns(completion: dict[str, Any]) -> tuple[str | None, str]:
+    """The record's `usage` and `finish_reasons` JSON, kept when the content goes."""
+    usage = completion.get("usage")
+    reasons = [choice.get("finish_reason") for choice in completion.get("choices", ())]
+    return (None if usage is None else dump_json(usage, "usage")), dump_json(reasons, "choices")
+
+
 def stored_object(completion: str, metadata: str) -> dict[str, Any]:
     """The stored object as served: the completion with its current metadata map."""
     obj: dict[str, Any] = load_json(completion)
@@ -267,9 +335,19 @@ def stored_object(completion: str, metadata: str) -> dict[str, Any]:
 
 # Read SQL written once with PostgreSQL's `$n` placeholders; `for_sqlite` turns them into
 # SQLite's numbered `?n` (a bare `$n` would be a *named* parameter in SQLite).
-GET_SQL = "SELECT completion, metadata FROM completions WHERE project = $1 AND id = $2"
-MESSAGES_SQL = "SELECT messages FROM completions WHERE project = $1 AND id = $2"
-DELETE_SQL = "DELETE FROM completions WHERE project = $1 AND id = $2 RETURNING id"
+# Only a completion with its content is served: a record whose content retention has passed
+# (or that was kept without content) is absent to every call, deletion included.
+GET_SQL = (
+    "SELECT cc.completion, c.metadata FROM completions AS c "
+    "JOIN completion_content AS cc ON cc.project = c.project AND cc.id = c.id "
+    "WHERE c.project = $1 AND c.id = $2"
+)
+MESSAGES_SQL = "SELECT messages FROM completion_content WHERE project = $1 AND id = $2"
+CONTENT_SQL = "SELECT completion FROM completion_content WHERE project = $1 AND id = $2"
+DELETE_SQL = (
+    "DELETE FROM completions WHERE project = $1 AND id = $2 AND EXISTS (SELECT 1 FROM "
+    "completion_content AS cc WHERE cc.project = $1 AND cc.id = $2) RETURNING id"
+)
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -301,7 +379,10 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
     where: list[str] = []
     if pairs:
         order_column = "m0.completion_id"
-        source = "completion_metadata AS m0 CROSS JOIN completions AS c"
+        source = (
+            "completion_metadata AS m0 CROSS JOIN completions AS c "
+            "CROSS JOIN completion_content AS cc"
+        )
         key, value = pairs[0]
         where += [f"m0.project = {param(project)}", f"m0.key = {param(key)}"]
         where.append(f"m0.value = {param(value)}")
@@ -314,14 +395,21 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
         where += ["c.project = m0.project", "c.id = m0.completion_id"]
     else:
         order_column = "c.id"
-        source = "completions AS c"
+        source = "completions AS c CROSS JOIN completion_content AS cc"
         where.append(f"c.project = {param(project)}")
+    where += ["cc.project = c.project", "cc.id = c.id"]
     if query.model is not None:
         where.append(f"c.model = {param(query.model)}")
     if query.after is not None:
         where.append(f"{order_column} {compare} {param(query.after)}")
+    # Records older than the oldest content (retention dropped theirs) are never served:
+    # the walk starts, or stops, there instead of passing over every one of them.
+    where.append(
+        f"{order_column} >= (SELECT min(h.id) FROM completion_content AS h "
+        f"WHERE h.project = {param(project)})"
+    )
     sql = (
-        f"SELECT c.completion, c.metadata FROM {source} "
+        f"SELECT cc.completion, c.metadata FROM {source} "
         f"WHERE {' AND '.join(where)} "
         f"ORDER BY {order_column} {direction} LIMIT {param(query.limit + 1)}"
     )

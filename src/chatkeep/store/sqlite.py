@@ -12,16 +12,19 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
-from chatkeep.store.base import NewCompletion
+from chatkeep.store import sqlite_purge
+from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.schema import (
+    CONTENT_SQL,
     DELETE_SQL,
     GET_SQL,
     MESSAGES_SQL,
@@ -36,6 +39,7 @@ from chatkeep.store.schema import (
     plan_open,
     plan_upgrade,
     reach_sql,
+    record_columns,
     sparsest_first,
     stored_object,
 )
@@ -50,13 +54,17 @@ from chatkeep.store.text import (
 T = TypeVar("T")
 _GET, _MESSAGES, _DELETE = for_sqlite(GET_SQL), for_sqlite(MESSAGES_SQL), for_sqlite(DELETE_SQL)
 _INSERT = (
-    "INSERT INTO completions (project, id, model, created, completion, metadata, messages) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO completions (project, id, model, created, metadata, usage, finish_reasons, "
+    "latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_CONTENT = (
+    "INSERT INTO completion_content (project, id, completion, messages) VALUES (?, ?, ?, ?)"
+)
+_CONTENT = for_sqlite(CONTENT_SQL)
 _INSERT_PAIR = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
 )
-_UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ? RETURNING completion"
+_UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ?"
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = ? AND completion_id = ?"
 
 
@@ -74,6 +82,8 @@ def _prepare_writer(conn: sqlite3.Connection, synchronous: str) -> None:
     # process loses nothing acknowledged; FULL also fsyncs, for power loss.
     conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten with zeros, not left in free space (docs/lifecycle.md).
+    conn.execute("PRAGMA secure_delete = ON")
 
 
 def _unopenable(path: Path) -> str | None:
@@ -273,15 +283,23 @@ class SQLiteStore:
         c = completion
         check_new_completion(c)
         # Encoded here, not on the writer thread, which is the one thing all writes share.
-        row = (c.project, c.id, c.model, c.created, dump_json(c.completion, "completion"),
-               dump_json(c.metadata, "metadata"), dump_json(c.messages, "messages"))  # fmt: skip
-        pairs = [(c.project, c.id, key, value) for key, value in c.metadata.items()]
+        usage, reasons = record_columns(c.completion)
+        row = (c.project, c.id, c.model, c.created, dump_json(c.metadata, "metadata"), usage,
+               reasons, c.latency_ms)  # fmt: skip
+        content = None
+        pairs: list[tuple[str, str, str, str]] = []
+        if c.keep_content:  # a record alone is never served, so it needs no filter rows
+            content = (c.project, c.id, dump_json(c.completion, "completion"),
+                       dump_json(c.messages, "messages"))  # fmt: skip
+            pairs = [(c.project, c.id, key, value) for key, value in c.metadata.items()]
 
         def op(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(_INSERT, row)
             except sqlite3.IntegrityError:
                 raise CompletionExistsError(c.id) from None
+            if content is not None:
+                conn.execute(_INSERT_CONTENT, content)
             if pairs:
                 conn.executemany(_INSERT_PAIR, pairs)
 
@@ -297,12 +315,13 @@ class SQLiteStore:
         pairs = [(project, completion_id, key, value) for key, value in metadata.items()]
 
         def op(conn: sqlite3.Connection) -> str | None:
-            rows = conn.execute(_UPDATE, (encoded, project, completion_id)).fetchall()
-            if not rows:
+            row = conn.execute(_CONTENT, (project, completion_id)).fetchone()
+            if row is None:
                 return None
+            conn.execute(_UPDATE, (encoded, project, completion_id))
             conn.execute(_CLEAR_PAIRS, (project, completion_id))
             conn.executemany(_INSERT_PAIR, pairs)
-            completion: str = rows[0][0]
+            completion: str = row[0]
             return completion
 
         completion = await self._write(op)
@@ -313,11 +332,34 @@ class SQLiteStore:
             return False
 
         def op(conn: sqlite3.Connection) -> bool:
-            # The metadata pairs go with it: ON DELETE CASCADE.
-            return bool(conn.execute(_DELETE, (project, completion_id)).fetchall())
+            # Its content and metadata pairs go with it: ON DELETE CASCADE.
+            deleted = bool(conn.execute(_DELETE, (project, completion_id)).fetchall())
+            if deleted:
+                self._request_checkpoint(conn)
+            return deleted
 
         deleted: bool = await self._write(op)
         return deleted
+
+    async def purge(
+        self,
+        cutoffs: Callable[[str], Cutoffs],
+        *,
+        project: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, PurgeCount]:
+        return await sqlite_purge.purge(
+            self._read, self._write, self._request_checkpoint, cutoffs, project, dry_run
+        )
+
+    @asynccontextmanager
+    async def purge_lock(self) -> AsyncIterator[bool]:
+        # One writer thread per file already serializes every batch: nothing to take.
+        yield True
+
+    def _request_checkpoint(self, conn: sqlite3.Connection) -> None:
+        if self._writer is not None:
+            self._writer.request_checkpoint()
 
     # For the key store, which lives in this same database ---------------------------------
 

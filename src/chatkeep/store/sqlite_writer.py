@@ -48,6 +48,7 @@ class Writer:
         self._batch_size = batch_size
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.transactions = 0
+        self._checkpoint = False  # set by an op on this thread; done before its batch returns
         self.thread = threading.Thread(target=self._run, name="chatkeep-sqlite-writer")
         self.thread.daemon = True  # close() stops it; a forgotten store must not hang exit
         self.thread.start()
@@ -57,6 +58,11 @@ class Writer:
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put(_Job(op, future, loop))
         return future
+
+    def request_checkpoint(self) -> None:
+        """From an op: once its batch commits, copy the WAL into the file and empty it
+        before anyone hears back, so deleted text is in neither (with `secure_delete`)."""
+        self._checkpoint = True
 
     def stop(self) -> None:
         """Ask the thread to finish what is queued, then close its connection and exit."""
@@ -77,8 +83,17 @@ class Writer:
                     break
             stopping = job is None
             if batch:
-                self._deliver(batch, self._commit_or_fail(batch))
+                outcomes = self._commit_or_fail(batch)
+                if self._checkpoint:
+                    self._checkpoint = False
+                    self._truncate_wal()
+                self._deliver(batch, outcomes)
         self._conn.close()
+
+    def _truncate_wal(self) -> None:
+        # Readers' snapshots can hold it back; it then waits on them up to the busy timeout.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _commit_or_fail(self, batch: list[_Job]) -> list[Outcome]:
         try:

@@ -1,0 +1,267 @@
+"""Project policies, retention and redaction, through the official client, on both stores.
+
+Policies are set with the real `chatkeep projects set` command on the server's database;
+the server reads them again at once (`auth_cache_seconds=0`). Retention runs as a second
+server on the same database would run it, with a clock moved days ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from chatkeep.config import Settings
+from chatkeep.http.app import create_app
+from chatkeep.ids import completion_id_floor
+from chatkeep.lifecycle.book import PolicyBook
+from chatkeep.lifecycle.retention import Retention
+from chatkeep.store.base import NewCompletion, PurgeCount
+from chatkeep.store.factory import open_store, sqlite_path
+from chatkeep.store.projects import project_settings_for
+from tests.api.keyed import run_cli, sdk
+from tests.conftest import ThreadedServer
+
+DAY = 86400
+USER = [{"role": "user", "content": "hello"}]
+SECRETS = (
+    "write to bob@example.com or call +1 415 555 0132; key sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx "
+    "and employee E123456"
+)
+FOUND = ("bob@example.com", "415 555 0132", "sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx", "E123456")
+
+
+@contextmanager
+def served(database_url: str) -> Iterator[openai.OpenAI]:
+    settings = Settings(database_url=database_url, auth_cache_seconds=0, purge_interval_seconds=0)
+    with ThreadedServer(create_app(settings)) as url, sdk(url, "sk-open") as client:
+        yield client
+
+
+def set_policy(database_url: str, *options: str, project: str = "default") -> None:
+    result = run_cli("projects", "set", project, *options, "--database-url", database_url)
+    assert result.exit_code == 0, result.output
+
+
+def purge_at(database_url: str, seconds_ahead: float) -> dict[str, PurgeCount]:
+    """Run retention as another server would, with the clock `seconds_ahead` in the future."""
+
+    async def run() -> dict[str, PurgeCount]:
+        store = open_store(Settings(database_url=database_url))
+        await store.open()
+        try:
+            book = PolicyBook(project_settings_for(store), {}, ttl=0)
+            retention = Retention(store, book, clock=lambda: time.time() + seconds_ahead)
+            found = await retention.purge()
+            assert found is not None
+            return found
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def raw_rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows straight from the database, around the store."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(sqlite_path(database_url))
+        try:
+            return list(conn.execute(sql.replace("$1", "?"), params))
+        finally:
+            conn.close()
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql, *params)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def stored_header(response: Any) -> str | None:
+    value: str | None = response.headers.get("x-chatkeep-stored")
+    return value
+
+
+def test_policy_always_stores_a_request_that_did_not_ask(database_url: str) -> None:
+    set_policy(database_url, "--store", "always")
+    with served(database_url) as client:
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=USER)
+        assert stored_header(raw) == "true"
+        plain = raw.parse()
+        assert client.chat.completions.retrieve(plain.id).id == plain.id
+        with client.chat.completions.with_streaming_response.create(
+            model="m", messages=USER, stream=True
+        ) as streamed:
+            assert stored_header(streamed) == "true"
+            ids = {
+                line.split('"id":"')[1].split('"')[0]
+                for line in streamed.iter_lines()
+                if '"id"' in line
+            }
+        (streamed_id,) = ids
+        assert client.chat.completions.retrieve(streamed_id).id == streamed_id
+        # A request that asked is stored as asked: no header.
+        asked = client.chat.completions.with_raw_response.create(
+            model="m", messages=USER, store=True
+        )
+        assert stored_header(asked) is None
+
+
+def test_policy_never_answers_store_true_and_keeps_nothing(database_url: str) -> None:
+    set_policy(database_url, "--store", "never")
+    with served(database_url) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=USER, store=True, metadata={"k": "v"}
+        )
+        assert raw.status_code == 200 and stored_header(raw) == "false"
+        completion = raw.parse()
+        assert completion.choices[0].message.content == "hello"
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.retrieve(completion.id)
+        stream = client.chat.completions.create(model="m", messages=USER, stream=True, store=True)
+        assert [chunk.id for chunk in stream]
+        assert client.chat.completions.list().data == []
+    assert raw_rows(database_url, "SELECT count(*) FROM completions") == [(0,)]
+
+
+def test_a_policy_set_while_serving_applies_to_the_next_create(database_url: str) -> None:
+    with served(database_url) as client:
+        kept = client.chat.completions.create(model="m", messages=USER, store=True)
+        set_policy(database_url, "--store", "never")
+        refused = client.chat.completions.create(model="m", messages=USER, store=True)
+        assert [c.id for c in client.chat.completions.list()] == [kept.id]
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.retrieve(refused.id)
+
+
+def test_content_goes_at_its_window_and_the_record_at_its_own(database_url: str) -> None:
+    set_policy(database_url, "--content-retention", "1d", "--record-retention", "7d")
+    with served(database_url) as client:
+        old = client.chat.completions.create(
+            model="m", messages=USER, store=True, metadata={"team": "a"}
+        )
+        assert old.usage is not None
+    assert purge_at(database_url, 12 * 3600) == {"default": PurgeCount(0, 0)}
+    assert purge_at(database_url, 2 * DAY) == {"default": PurgeCount(content=1, records=0)}
+    with served(database_url) as client:
+        newer = client.chat.completions.create(model="m", messages=USER, store=True)
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.retrieve(old.id)
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.messages.list(old.id)
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.update(old.id, metadata={"team": "b"})
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.delete(old.id)
+        assert [c.id for c in client.chat.completions.list()] == [newer.id]
+        assert [c.id for c in client.chat.completions.list(order="asc")] == [newer.id]
+        assert client.chat.completions.list(metadata={"team": "a"}).data == []
+    # The record stays, with its usage and metadata, and no text anywhere.
+    (record,) = raw_rows(
+        database_url,
+        "SELECT usage, metadata, finish_reasons FROM completions WHERE id = $1",
+        old.id,
+    )
+    assert (
+        '"total_tokens"' in str(record[0]) and "team" in str(record[1]) and "stop" in str(record[2])
+    )
+    assert raw_rows(
+        database_url, "SELECT count(*) FROM completion_content WHERE id = $1", old.id
+    ) == [(0,)]
+    assert purge_at(database_url, 8 * DAY)["default"].records == 2
+    assert raw_rows(database_url, "SELECT count(*) FROM completions") == [(0,)]
+
+
+def test_redaction_changes_the_stored_copy_only(database_url: str) -> None:
+    set_policy(
+        database_url, "--redact", "email", "--redact", "phone", "--redact", "secret",
+        "--redact", r"EMPLOYEE=E\d{6}",
+    )  # fmt: skip
+    messages: Any = [
+        {"role": "system", "content": "no secrets here"},
+        {"role": "user", "content": [{"type": "text", "text": SECRETS}]},
+    ]
+    with served(database_url) as client:
+        answer = client.chat.completions.create(model="m", messages=messages, store=True)
+        assert answer.choices[0].message.content == SECRETS  # the client's answer, untouched
+        stored = client.chat.completions.retrieve(answer.id)
+        listed = client.chat.completions.list().data[0]
+        shown = client.chat.completions.messages.list(answer.id).data
+        for text in (
+            stored.choices[0].message.content,
+            listed.choices[0].message.content,
+            shown[1].content,
+            shown[1].content_parts[0].text,  # type: ignore[index, union-attr]
+        ):
+            assert text is not None
+            assert not [secret for secret in FOUND if secret in text], text
+            for placeholder in ("[EMAIL]", "[PHONE]", "[SECRET]", "[EMPLOYEE]"):
+                assert placeholder in text
+        assert shown[0].content == "no secrets here"
+    rows = raw_rows(database_url, "SELECT completion, messages FROM completion_content")
+    assert not [secret for secret in FOUND if secret in str(rows)]
+
+
+def test_metadata_only_keeps_the_record_and_no_text(database_url: str) -> None:
+    set_policy(database_url, "--store-content", "false")
+    with served(database_url) as client:
+        kept = client.chat.completions.create(
+            model="m", messages=USER, store=True, metadata={"k": "v"}
+        )
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.retrieve(kept.id)
+        assert client.chat.completions.list().data == []
+    assert raw_rows(database_url, "SELECT count(*) FROM completion_content") == [(0,)]
+    (usage,) = raw_rows(database_url, "SELECT usage FROM completions WHERE id = $1", kept.id)
+    assert '"prompt_tokens"' in str(usage[0])
+
+
+def test_a_deleted_completions_text_is_not_in_the_sqlite_file(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'chatkeep.db'}"
+    marker = "unforgettable-marker-" * 20
+    with served(database_url) as client:
+        kept = client.chat.completions.create(model="m", messages=USER, store=True)
+        gone = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": marker}], store=True
+        )
+        assert client.chat.completions.delete(gone.id).deleted
+        assert client.chat.completions.retrieve(kept.id).id == kept.id
+        files = list(tmp_path.glob("chatkeep.db*"))
+        assert files and not [f for f in files if marker[:21].encode() in f.read_bytes()]
+
+
+def test_serve_purges_at_start_up_and_on_its_schedule(database_url: str) -> None:
+    async def store_old() -> str:
+        store = open_store(Settings(database_url=database_url))
+        await store.open()
+        try:
+            minted = int((time.time() - 40 * DAY) * 1000)
+            cid = completion_id_floor(minted)
+            body = {"id": cid, "choices": [], "usage": None}
+            await store.insert(NewCompletion(cid, "default", "m", minted // 1000, body, {}, []))
+            return cid
+        finally:
+            await store.close()
+
+    old = asyncio.run(store_old())
+    settings = Settings(database_url=database_url, purge_interval_seconds=0.2)
+    with ThreadedServer(create_app(settings)) as url, sdk(url, "sk-open") as client:
+        deadline = time.monotonic() + 10
+        while raw_rows(database_url, "SELECT count(*) FROM completions") != [(0,)]:
+            assert time.monotonic() < deadline, "the old completion was not purged"
+            time.sleep(0.05)
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.retrieve(old)
