@@ -5,10 +5,13 @@
 
 `--database-url` takes the server's own URLs (`sqlite:///file.db`, `postgresql://...`).
 The schema is first brought up to date by chatkeep's migrations (the store's `upgrade()`),
-then rows go in on each engine's bulk path, bypassing the server: SQLite `executemany` in
+then rows go in the 0004 layout (a slim record in `completions`, the stored object and
+messages in `completion_content`, one `completion_metadata` row per pair) on each engine's
+bulk path, bypassing the server: SQLite `executemany` in
 one transaction per batch; PostgreSQL `COPY` (asyncpg `copy_records_to_table`), one
 transaction per batch. A thread builds the next batch while the last one is written. A
 filled database can be filled again: rows are added. Smoke mode: `--count 1000` (seconds).
+`--days D` mints the ids over the last D days (evenly, in id order) instead of now.
 
 Output: progress on stderr; on stdout one line `filled N completions in S s (R rows/s);
 database size X MiB`, and with `--json FILE` the same as JSON (count, seconds,
@@ -49,11 +52,11 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 
 from chatkeep.config import Settings
-from chatkeep.ids import CompletionIdGenerator
+from chatkeep.ids import BASE62, COMPLETION_BODY_LENGTH, COMPLETION_PREFIX, CompletionIdGenerator
 from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.store.factory import open_store, sqlite_path
-from chatkeep.store.schema import dump_json
+from chatkeep.store.schema import dump_json, record_columns
 
 DEFAULT_PROJECT = "default"
 MODELS = (
@@ -107,11 +110,16 @@ class TextPool:
         return self.paragraphs[rng.randrange(len(self.paragraphs))]
 
 
+# project, id, model, created, metadata, usage, finish_reasons, latency_ms
+Record = tuple[str, str, str, int, str, str | None, str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """One batch, as the two tables' rows."""
+    """One batch, as the three tables' rows: records, their content, their filter pairs."""
 
-    completions: list[tuple[str, str, str, int, str, str, str]]
+    records: list[Record]
+    content: list[tuple[str, str, str, str]]
     metadata: list[tuple[str, str, str, str]]
 
 
@@ -143,8 +151,12 @@ def request_templates() -> list[ParsedCreateRequest]:
 class Generator:
     """Builds rows; deterministic for a seed, apart from ids, request ids and seeds."""
 
-    def __init__(self, seed: int, projects: int) -> None:
+    def __init__(self, seed: int, projects: int, span: tuple[int, int] | None = None) -> None:
         self.rng = random.Random(seed)
+        # (first ms, ms per row): ids minted at those times instead of now, so that the
+        # rows spread over days as a server's would (`--days`), still in id order.
+        self.span = span
+        self.minted = 0
         self.text = TextPool(self.rng)
         self.ids = CompletionIdGenerator()
         self.models = Sampler(MODELS)
@@ -186,9 +198,22 @@ class Generator:
             tokens += 4 + text_tokens
         return messages, tokens
 
-    def row(self, project: str) -> tuple[tuple[str, str, str, int, str, str, str], dict[str, str]]:
+    def new_id(self) -> tuple[str, int]:
+        if self.span is None:
+            return self.ids.new_id()
+        first_ms, step_ms = self.span
+        created_ms = first_ms + int(self.minted * step_ms)
+        self.minted += 1
+        value = (created_ms << 120) | self.rng.getrandbits(120)
+        digits = []
+        for _ in range(COMPLETION_BODY_LENGTH):
+            value, digit = divmod(value, 62)
+            digits.append(BASE62[digit])
+        return COMPLETION_PREFIX + "".join(reversed(digits)), created_ms
+
+    def row(self, project: str) -> tuple[Record, tuple[str, str, str, str], dict[str, str]]:
         rng = self.rng
-        completion_id, created_ms = self.ids.new_id()
+        completion_id, created_ms = self.new_id()
         model = self.models(rng)
         metadata = self.metadata()
         messages, prompt_tokens = self.messages(metadata["team"])
@@ -227,24 +252,26 @@ class Generator:
             request_id=self.ids.request_id(),
             seed=template.params.seed or self.ids.seed(),
         )
-        columns = (
+        usage, reasons = record_columns(stored)
+        latency_ms = int(rng.triangular(150, 6000, 900))
+        record = (project, completion_id, model, created_ms // 1000,
+                  dump_json(metadata, "metadata"), usage, reasons, latency_ms)  # fmt: skip
+        content = (
             project,
             completion_id,
-            model,
-            created_ms // 1000,
             dump_json(stored, "completion"),
-            dump_json(metadata, "metadata"),
             dump_json(messages, "messages"),
         )
-        return columns, metadata
+        return record, content, metadata
 
     def batch(self, size: int) -> Rows:
-        rows = Rows([], [])
+        rows = Rows([], [], [])
         for _ in range(size):
             project = self.projects[self.rng.randrange(len(self.projects))]
-            columns, metadata = self.row(project)
-            rows.completions.append(columns)
-            rows.metadata.extend((project, columns[1], k, v) for k, v in metadata.items())
+            record, content, metadata = self.row(project)
+            rows.records.append(record)
+            rows.content.append(content)
+            rows.metadata.extend((project, record[1], k, v) for k, v in metadata.items())
         return rows
 
 
@@ -283,9 +310,23 @@ class Progress:
             print(f"  {self.done:,}/{self.count:,} ({rate:,.0f} rows/s)", file=sys.stderr)
 
 
-_SQLITE_COMPLETIONS = (
-    "INSERT INTO completions (project, id, model, created, completion, metadata, messages) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+RECORD_COLUMNS = [
+    "project",
+    "id",
+    "model",
+    "created",
+    "metadata",
+    "usage",
+    "finish_reasons",
+    "latency_ms",
+]
+CONTENT_COLUMNS = ["project", "id", "completion", "messages"]
+METADATA_COLUMNS = ["project", "completion_id", "key", "value"]
+_SQLITE_RECORDS = (
+    f"INSERT INTO completions ({', '.join(RECORD_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_CONTENT = (
+    "INSERT INTO completion_content (project, id, completion, messages) VALUES (?, ?, ?, ?)"
 )
 _SQLITE_METADATA = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
@@ -303,10 +344,11 @@ def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
         conn.execute("PRAGMA foreign_keys = OFF")  # the rows are consistent by construction
         for batch in rows:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_SQLITE_COMPLETIONS, batch.completions)
+            conn.executemany(_SQLITE_RECORDS, batch.records)
+            conn.executemany(_SQLITE_CONTENT, batch.content)
             conn.executemany(_SQLITE_METADATA, batch.metadata)
             conn.execute("COMMIT")
-            progress.add(len(batch.completions))
+            progress.add(len(batch.records))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
@@ -325,40 +367,43 @@ async def fill_postgres(url: str, rows: Iterator[Rows], progress: Progress) -> i
         while (batch := await loop.run_in_executor(None, next, rows, None)) is not None:
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "completions",
-                    records=batch.completions,
-                    columns=[
-                        "project",
-                        "id",
-                        "model",
-                        "created",
-                        "completion",
-                        "metadata",
-                        "messages",
-                    ],
+                    "completions", records=batch.records, columns=RECORD_COLUMNS
                 )
                 await conn.copy_records_to_table(
-                    "completion_metadata",
-                    records=batch.metadata,
-                    columns=["project", "completion_id", "key", "value"],
+                    "completion_content", records=batch.content, columns=CONTENT_COLUMNS
                 )
-            progress.add(len(batch.completions))
+                await conn.copy_records_to_table(
+                    "completion_metadata", records=batch.metadata, columns=METADATA_COLUMNS
+                )
+            progress.add(len(batch.records))
         print("  VACUUM ANALYZE ...", file=sys.stderr)
-        await conn.execute("VACUUM ANALYZE completions")
-        await conn.execute("VACUUM ANALYZE completion_metadata")
+        await conn.execute("VACUUM ANALYZE completions, completion_content, completion_metadata")
         size: int = await conn.fetchval("SELECT pg_database_size(current_database())")
         return size
     finally:
         await conn.close()
 
 
-def fill(url: str, count: int, projects: int, seed: int, batch: int) -> dict[str, Any]:
-    """Bring the schema up to date, fill, and return the measurements."""
-    applied = asyncio.run(open_store(Settings(database_url=url)).upgrade())
+def fill(
+    url: str,
+    count: int,
+    projects: int,
+    seed: int,
+    batch: int,
+    days: float = 0,
+    through: str | None = None,
+) -> dict[str, Any]:
+    """Bring the schema up to date (or up to `through`, to fill an older layout), fill,
+    and return the measurements."""
+    applied = asyncio.run(open_store(Settings(database_url=url)).upgrade(through=through))
     if applied:
         print(f"  migrations applied: {', '.join(applied)}", file=sys.stderr)
     progress = Progress(count)
-    rows = batches(Generator(seed, projects), count, batch)
+    span = None
+    if days > 0:  # the last `days` days, ending now, evenly
+        now_ms = time.time_ns() // 1_000_000
+        span = (now_ms - int(days * 86_400_000), days * 86_400_000 / count)
+    rows = batches(Generator(seed, projects, span), count, batch)
     if url.startswith("sqlite:///"):
         engine, size = "sqlite", fill_sqlite(sqlite_path(url), rows, progress)
     else:
@@ -381,12 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projects", type=int, default=1, help="projects to spread them over")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     parser.add_argument("--batch", type=int, default=20_000, help="completions per transaction")
+    parser.add_argument(
+        "--days", type=float, default=0, help="spread the ids over the last DAYS days (0: now)"
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
     if args.count < 1 or args.projects < 1 or args.batch < 1:
         parser.error("--count, --projects and --batch must be at least 1")
     try:
-        result = fill(args.database_url, args.count, args.projects, args.seed, args.batch)
+        result = fill(
+            args.database_url, args.count, args.projects, args.seed, args.batch, args.days
+        )
     except (OSError, ValueError, sqlite3.Error, asyncpg.PostgresError) as error:
         print(f"fill_store: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,256 @@
+"""PostgreSQL at scale: reads on millions of completions spread over many days, the purge
+of one day, and where the bytes go.
+
+    python bench/lifecycle.py [--rows 5000000] [--base 200000] [--days 60] [--rate 500]
+                              [--seconds 4] [--json FILE] [--keep]
+    python bench/lifecycle.py --reads-only URL      # the reads of a database filled before
+
+Fills a throwaway database (`BENCH_POSTGRES_URL`, loopback): `--base` completions by
+bench/fill_store.py, ids spread evenly over the last `--days` days, then copied inside
+PostgreSQL until there are `--rows` (each copy keeps its original's first 10 id digits,
+that is its millisecond and its day, and takes 19 new ones: the same time spread, new ids).
+The project's retention is set longer than `--days`, or the server's first purge (30 days
+by default) would remove half. Then, through a real `chatkeep serve`: get by id, list (a
+page after a random cursor) and a 2-key filtered list (`fill_store.TYPICAL_FILTERS`, after
+a random cursor), each at `--rate` requests/s for `--seconds` after a second of warm-up,
+p50/p99 as bench/reads.py reports them. Then the purge of the oldest whole day by
+chatkeep's own `PostgresStore.purge`, timed, with each table's size before and after. The
+database is dropped at the end unless `--keep`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg  # type: ignore[import-untyped]
+
+import fill_store
+import loadgen
+import pg
+from chatkeep.ids import completion_id_floor
+from chatkeep.store.base import Cutoffs
+from chatkeep.store.postgres import PostgresStore
+from read_latency import chatkeep_serve
+
+PATH = "/v1/chat/completions"
+TABLES = ("completions", "completion_content", "completion_metadata")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def replicate(url: str, base: int, rows: int) -> None:
+    """Copy the `base` completions (with content and pairs) until there are `rows`."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute("SET synchronous_commit = off")
+        copies = -(-rows // base) - 1
+        await conn.execute("CREATE TEMP TABLE base_ids AS SELECT id FROM completions ORDER BY id")
+        for k in range(1, copies + 1):
+            take = min(base, rows - base * k)
+            if take <= 0:
+                break
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.execute(
+                    "CREATE TEMP TABLE idmap ON COMMIT DROP AS SELECT id, "
+                    "left(id, 19) || left(md5(id || $1::text), 19) AS nid "
+                    "FROM (SELECT id FROM base_ids LIMIT $2) AS base",
+                    str(k), take,
+                )  # fmt: skip
+                await conn.execute("CREATE INDEX ON idmap (id)")
+                await conn.execute(
+                    "INSERT INTO completions SELECT c.project, m.nid, c.model, c.created, "
+                    "c.metadata, c.usage, c.finish_reasons, c.latency_ms "
+                    "FROM idmap AS m JOIN completions AS c ON c.id = m.id "
+                    "AND c.project = 'default'"
+                )
+                await conn.execute(
+                    "INSERT INTO completion_content SELECT c.project, m.nid, c.completion, "
+                    "c.messages FROM idmap AS m JOIN completion_content AS c ON c.id = m.id "
+                    "AND c.project = 'default'"
+                )
+                await conn.execute(
+                    "INSERT INTO completion_metadata SELECT c.project, m.nid, c.key, c.value "
+                    "FROM idmap AS m JOIN completion_metadata AS c ON c.completion_id = m.id "
+                    "AND c.project = 'default'"
+                )
+            log(f"  copy {k}/{copies}: {take:,} in {time.perf_counter() - started:.1f} s")
+        log("  VACUUM ANALYZE, CHECKPOINT ...")
+        await conn.execute("VACUUM ANALYZE completions, completion_content, completion_metadata")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def sizes(url: str) -> dict[str, Any]:
+    """Bytes of each table with its indexes and TOAST, summed over its partitions."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        found: dict[str, Any] = {}
+        for table in TABLES:
+            row = await conn.fetchrow(
+                # A plain table is its own tree of one (pg_partition_tree gives no rows).
+                "SELECT sum(pg_table_size(relid)), sum(pg_indexes_size(relid)), "
+                "count(*) FILTER (WHERE isleaf) FROM (SELECT relid, isleaf FROM "
+                "pg_partition_tree($1) UNION ALL SELECT $1::regclass, true WHERE NOT EXISTS "
+                "(SELECT FROM pg_partition_tree($1))) AS tree",
+                table,
+            )
+            found[table] = {"table": int(row[0]), "indexes": int(row[1]), "partitions": row[2]}
+        found["rows"] = await conn.fetchval("SELECT count(*) FROM completions")
+        found["pairs"] = await conn.fetchval("SELECT count(*) FROM completion_metadata")
+        found["database"] = await conn.fetchval("SELECT pg_database_size(current_database())")
+        return found
+    finally:
+        await conn.close()
+
+
+async def sample_ids(url: str, count: int) -> list[str]:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT id FROM completions TABLESAMPLE SYSTEM (1) WHERE project = 'default'"
+        )
+    finally:
+        await conn.close()
+    ids = [row[0] for row in rows]
+    return random.sample(ids, min(count, len(ids)))
+
+
+def read_figures(url: str, ids: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    filters = [
+        "&".join(f"{quote(f'metadata[{key}]')}={quote(value)}" for key, value in pairs.items())
+        for pairs in fill_store.TYPICAL_FILTERS
+    ]
+    paths = {
+        "get": [f"{PATH}/{i}" for i in ids],
+        "list": [f"{PATH}?limit=20&after={i}" for i in ids],
+        "list-filter": [
+            f"{PATH}?limit=20&{filters[n % len(filters)]}&after={i}" for n, i in enumerate(ids)
+        ],
+    }
+    results: dict[str, Any] = {}
+    with chatkeep_serve(url) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for query, wanted in paths.items():
+            requests = [loadgen.get_request("127.0.0.1", port, path) for path in wanted]
+            status, body = loadgen.run(loadgen.fetch("127.0.0.1", port, requests[0]))
+            if status != 200:
+                raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
+            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=1))
+            rated = loadgen.run(
+                loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
+            )
+            results[query] = {
+                "rate": rate,
+                "sent": rated.sent,
+                "failed": rated.errors + rated.non_2xx,
+                "p50_ms": round(rated.p50_ms, 2),
+                "p99_ms": round(rated.p99_ms, 2),
+                "max_ms": round(rated.max_ms, 2),
+            }
+            log(f"  {query}: {results[query]}")
+    return results
+
+
+def day_floor(day: date) -> str:
+    """The smallest id minted on `day` (UTC)."""
+    return completion_id_floor(int(datetime(*day.timetuple()[:3], tzinfo=UTC).timestamp()) * 1000)
+
+
+async def purges(url: str, days: float) -> dict[str, Any]:
+    """The purge of the oldest whole day, by chatkeep's own purge (batched DELETE, then
+    VACUUM), timed, with the tables' sizes before and after."""
+    store = PostgresStore(url, pool_min=1, pool_max=4, command_timeout=600)
+    await store.open()
+    try:
+        # The first day may be partly filled (the fill starts mid-day): the second is whole.
+        cut = day_floor(datetime.now(UTC).date() - timedelta(days=math.ceil(days) - 2))
+        before = await sizes(url)
+        started = time.perf_counter()
+        found = await store.purge(lambda _: Cutoffs(None, cut))
+        seconds = time.perf_counter() - started
+        after = await sizes(url)
+        removed = sum(count.records for count in found.values())
+        log(f"  purge: {removed:,} records in {seconds:.3f} s")
+        return {
+            "records_removed": removed,
+            "seconds": round(seconds, 3),
+            "database_bytes_before": before["database"],
+            "database_bytes_after": after["database"],
+            "tables_before": {t: before[t] for t in TABLES},
+            "tables_after": {t: after[t] for t in TABLES},
+        }
+    finally:
+        await store.close()
+
+
+async def _keep(url: str, days: float) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        kept = f"{int(days) + 30}d"
+        policy = json.dumps({"content_retention": kept, "record_retention": kept})
+        await conn.execute(
+            "INSERT INTO projects (name, settings, updated) VALUES ('default', $1, 0)", policy
+        )
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--base", type=int, default=200_000)
+    parser.add_argument("--days", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument("--reads-only", metavar="URL", help="measure reads of a filled database")
+    args = parser.parse_args(argv)
+    admin = pg.admin_url()
+    if args.reads_only:
+        ids = asyncio.run(sample_ids(args.reads_only, 2000))
+        print(json.dumps(read_figures(args.reads_only, ids, args.rate, args.seconds), indent=2))
+        return 0
+    name = pg.create_database(admin, prefix="chatkeep_lifecycle")
+    url = pg.database_url(admin, name)
+    result: dict[str, Any] = {"rows": args.rows, "base": args.base, "days": args.days}
+    try:
+        log(f"filling {name}: {args.base:,} by fill_store.py over {args.days:g} days")
+        started = time.perf_counter()
+        result["fill"] = fill_store.fill(url, args.base, 1, 1, 20_000, args.days)
+        asyncio.run(replicate(url, args.base, args.rows))
+        result["fill_seconds"] = round(time.perf_counter() - started, 1)
+        # Keep all 60 days: the default policy (30 days) would purge half at the server's start.
+        asyncio.run(_keep(url, args.days))
+        result["sizes"] = asyncio.run(sizes(url))
+        log(f"  sizes: {result['sizes']}")
+        ids = asyncio.run(sample_ids(url, 2000))
+        result["reads"] = read_figures(url, ids, args.rate, args.seconds)
+        result["purge"] = asyncio.run(purges(url, args.days))
+    finally:
+        if not args.keep:
+            pg.drop_database(admin, name)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
