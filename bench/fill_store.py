@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from chatkeep.config import Settings
 from chatkeep.ids import BASE62, COMPLETION_BODY_LENGTH, COMPLETION_PREFIX, CompletionIdGenerator
 from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.stored import build_stored_completion
+from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.factory import open_store, sqlite_path
 from chatkeep.store.schema import dump_json, record_columns
 
@@ -359,10 +361,24 @@ def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
     )
 
 
-async def fill_postgres(url: str, rows: Iterator[Rows], progress: Progress) -> int:
-    """COPY every batch in its own transaction; returns pg_database_size after VACUUM."""
+async def fill_postgres(
+    url: str, rows: Iterator[Rows], progress: Progress, first_ms: int | None
+) -> int:
+    """COPY every batch in its own transaction; returns pg_database_size after VACUUM.
+    The week partitions of the span (from `first_ms`, or now) are made first: COPY does
+    not make them, as a server's insert does."""
     conn = await asyncpg.connect(url, timeout=10)
     try:
+        if await conn.fetchval(
+            "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'completions'::regclass"
+        ):
+            today = datetime.now(UTC).date()
+            week = partitions.week_of_day(
+                today if first_ms is None else datetime.fromtimestamp(first_ms / 1000, UTC).date()
+            )
+            await partitions.ensure(
+                conn, [week + n * partitions.WEEK for n in range((today - week).days // 7 + 2)]
+            )
         loop = asyncio.get_running_loop()
         while (batch := await loop.run_in_executor(None, next, rows, None)) is not None:
             async with conn.transaction():
@@ -407,7 +423,8 @@ def fill(
     if url.startswith("sqlite:///"):
         engine, size = "sqlite", fill_sqlite(sqlite_path(url), rows, progress)
     else:
-        engine, size = "postgres", asyncio.run(fill_postgres(url, rows, progress))
+        first_ms = None if span is None else span[0]
+        engine, size = "postgres", asyncio.run(fill_postgres(url, rows, progress, first_ms))
     seconds = time.perf_counter() - progress.started
     return {
         "engine": engine,

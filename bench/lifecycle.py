@@ -1,21 +1,25 @@
-"""PostgreSQL at scale: reads on millions of completions spread over many days, the purge
-of one day, and where the bytes go.
+"""PostgreSQL at scale: reads on millions of completions spread over many days, purges
+of a day (in batches) and of a week (partitions dropped), and where the bytes go.
 
     python bench/lifecycle.py [--rows 5000000] [--base 200000] [--days 60] [--rate 500]
-                              [--seconds 4] [--json FILE] [--keep]
+                              [--seconds 4] [--json FILE] [--keep] [--migration]
     python bench/lifecycle.py --reads-only URL      # the reads of a database filled before
 
 Fills a throwaway database (`BENCH_POSTGRES_URL`, loopback): `--base` completions by
 bench/fill_store.py, ids spread evenly over the last `--days` days, then copied inside
-PostgreSQL until there are `--rows` (each copy keeps its original's first 10 id digits,
-that is its millisecond and its day, and takes 19 new ones: the same time spread, new ids).
-The project's retention is set longer than `--days`, or the server's first purge (30 days
-by default) would remove half. Then, through a real `chatkeep serve`: get by id, list (a
-page after a random cursor) and a 2-key filtered list (`fill_store.TYPICAL_FILTERS`, after
-a random cursor), each at `--rate` requests/s for `--seconds` after a second of warm-up,
-p50/p99 as bench/reads.py reports them. Then the purge of the oldest whole day by
-chatkeep's own `PostgresStore.purge`, timed, with each table's size before and after. The
-database is dropped at the end unless `--keep`.
+PostgreSQL until there are `--rows` (each copy keeps its original's first 10 id digits, that
+is its millisecond and its day, and takes 19 new ones: the same time spread, new ids). The
+project's retention is set longer than `--days`, or the server's first purge (30 days by
+default) would remove half. With `--migration`, the database is first rewound to the 0003
+layout (one table of whole completions) and `chatkeep db upgrade` is timed bringing it back,
+so the reads below run on what the migration made. Then, through a real `chatkeep serve`:
+get by id, list (a page after a random cursor) and a 2-key filtered list
+(`fill_store.TYPICAL_FILTERS`, after a random cursor), each at `--rate` requests/s for
+`--seconds` after a second of warm-up, p50/p99 as bench/reads.py reports them. Then two
+purges by chatkeep's own `PostgresStore.purge`, timed, with each table's size before and
+after: the oldest day and a half (inside the oldest week partition: batched DELETEs, then a
+VACUUM of the week's partitions), then the rest of that week (its partitions detached and
+dropped). The database is dropped at the end unless `--keep`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import sys
 import time
@@ -37,7 +40,8 @@ import asyncpg  # type: ignore[import-untyped]
 import fill_store
 import loadgen
 import pg
-from chatkeep.ids import completion_id_floor
+from chatkeep.ids import completion_id_floor, completion_id_ms
+from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.base import Cutoffs
 from chatkeep.store.postgres import PostgresStore
 from read_latency import chatkeep_serve
@@ -170,31 +174,93 @@ def day_floor(day: date) -> str:
     return completion_id_floor(int(datetime(*day.timetuple()[:3], tzinfo=UTC).timestamp()) * 1000)
 
 
-async def purges(url: str, days: float) -> dict[str, Any]:
-    """The purge of the oldest whole day, by chatkeep's own purge (batched DELETE, then
-    VACUUM), timed, with the tables' sizes before and after."""
+async def _oldest(url: str) -> str:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        oldest: str = await conn.fetchval("SELECT min(id) FROM completions")
+        return oldest
+    finally:
+        await conn.close()
+
+
+async def _timed_purge(store: PostgresStore, url: str, cut: str, label: str) -> dict[str, Any]:
+    before = await sizes(url)
+    started = time.perf_counter()
+    found = await store.purge(lambda _: Cutoffs(None, cut))
+    seconds = time.perf_counter() - started
+    after = await sizes(url)
+    removed = sum(count.records for count in found.values())
+    log(f"  purge {label}: {removed:,} records in {seconds:.3f} s")
+    return {
+        "records_removed": removed,
+        "seconds": round(seconds, 3),
+        "database_bytes_before": before["database"],
+        "database_bytes_after": after["database"],
+        "tables_before": {t: before[t] for t in TABLES},
+        "tables_after": {t: after[t] for t in TABLES},
+    }
+
+
+async def purges(url: str) -> dict[str, Any]:
+    """Two purges by chatkeep's own `PostgresStore.purge`, each timed with the tables'
+    sizes before and after: the oldest day and the next (inside the oldest week, so in
+    batches, then a VACUUM of that week's partitions), then the rest of that week (its
+    partitions dropped)."""
     store = PostgresStore(url, pool_min=1, pool_max=4, command_timeout=600)
     await store.open()
     try:
-        # The first day may be partly filled (the fill starts mid-day): the second is whole.
-        cut = day_floor(datetime.now(UTC).date() - timedelta(days=math.ceil(days) - 2))
-        before = await sizes(url)
-        started = time.perf_counter()
-        found = await store.purge(lambda _: Cutoffs(None, cut))
-        seconds = time.perf_counter() - started
-        after = await sizes(url)
-        removed = sum(count.records for count in found.values())
-        log(f"  purge: {removed:,} records in {seconds:.3f} s")
-        return {
-            "records_removed": removed,
-            "seconds": round(seconds, 3),
-            "database_bytes_before": before["database"],
-            "database_bytes_after": after["database"],
-            "tables_before": {t: before[t] for t in TABLES},
-            "tables_after": {t: after[t] for t in TABLES},
-        }
+        oldest = await _oldest(url)
+        first_day = datetime.fromtimestamp(completion_id_ms(oldest) / 1000, UTC).date()
+        week = partitions.week_of(oldest)
+        results = {}
+        if first_day + timedelta(days=2) < week + partitions.WEEK:
+            cut = day_floor(first_day + timedelta(days=2))
+            results["days"] = await _timed_purge(store, url, cut, "of a day and a half")
+        cut = partitions.week_bounds(week)[1]
+        results["week"] = await _timed_purge(store, url, cut, "of the rest of a week")
+        return results
     finally:
         await store.close()
+
+
+# The 0003 layout (schema.py's _COMPLETIONS, _FILTERS), rebuilt from the filled tables.
+_REWIND = (
+    """CREATE TABLE completions_0003 AS
+        SELECT c.project, c.id, c.model, c.created, cc.completion, c.metadata, cc.messages
+        FROM completions AS c JOIN completion_content AS cc USING (project, id)""",
+    "CREATE TABLE completion_metadata_0003 AS SELECT * FROM completion_metadata",
+    "DROP TABLE completion_metadata, completion_content, completions, projects",
+    "ALTER TABLE completions_0003 RENAME TO completions",
+    "ALTER TABLE completion_metadata_0003 RENAME TO completion_metadata",
+    "ALTER TABLE completions ADD PRIMARY KEY (project, id)",
+    "ALTER TABLE completions ALTER COLUMN metadata SET DEFAULT '{}'",
+    "ALTER TABLE completion_metadata ADD PRIMARY KEY (project, completion_id, key)",
+    """ALTER TABLE completion_metadata ADD FOREIGN KEY (project, completion_id)
+        REFERENCES completions (project, id) ON DELETE CASCADE""",
+    "CREATE INDEX completion_metadata_filter "
+    "ON completion_metadata (project, key, value, completion_id)",
+    "CREATE INDEX completions_model ON completions (project, model, id)",
+    "CREATE INDEX completions_created ON completions (created)",
+    "DELETE FROM chatkeep_migrations WHERE name = '0004_lifecycle'",
+    "VACUUM ANALYZE completions, completion_metadata",
+)
+
+
+async def migration(url: str) -> dict[str, Any]:
+    """Rewind the filled database to the 0003 layout (in SQL, untimed), then time
+    `chatkeep db upgrade` (the store's `upgrade()`) bringing it back: 0004 in full."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        log("  rewinding to the 0003 layout ...")
+        for statement in _REWIND:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    started = time.perf_counter()
+    applied = await PostgresStore(url, command_timeout=3600).upgrade()
+    seconds = time.perf_counter() - started
+    log(f"  upgrade {', '.join(applied)}: {seconds:.1f} s")
+    return {"applied": applied, "seconds": round(seconds, 1)}
 
 
 async def _keep(url: str, days: float) -> None:
@@ -218,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--migration", action="store_true", help="also time the upgrade from the 0003 layout"
+    )
     parser.add_argument("--reads-only", metavar="URL", help="measure reads of a filled database")
     args = parser.parse_args(argv)
     admin = pg.admin_url()
@@ -234,13 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         result["fill"] = fill_store.fill(url, args.base, 1, 1, 20_000, args.days)
         asyncio.run(replicate(url, args.base, args.rows))
         result["fill_seconds"] = round(time.perf_counter() - started, 1)
+        if args.migration:
+            result["migration"] = asyncio.run(migration(url))
         # Keep all 60 days: the default policy (30 days) would purge half at the server's start.
         asyncio.run(_keep(url, args.days))
         result["sizes"] = asyncio.run(sizes(url))
         log(f"  sizes: {result['sizes']}")
         ids = asyncio.run(sample_ids(url, 2000))
         result["reads"] = read_figures(url, ids, args.rate, args.seconds)
-        result["purge"] = asyncio.run(purges(url, args.days))
+        result["purge"] = asyncio.run(purges(url))
     finally:
         if not args.keep:
             pg.drop_database(admin, name)

@@ -107,3 +107,14 @@ def completion_id_floor(unix_ms: int) -> str:
     """The smallest completion id minted at `unix_ms` or later: every id below it was minted
     before. Retention turns "older than" into "id below" with it (ids sort by time)."""
     return COMPLETION_PREFIX + _base62(max(unix_ms, 0) << _RANDOM_BITS, COMPLETION_BODY_LENGTH)
+
+
+def completion_id_ms(completion_id: str) -> int:
+    """The Unix milliseconds a completion id was minted at (`completion_id_floor`'s
+    inverse); ValueError when `completion_id` is not one of our completion ids."""
+    if not is_completion_id(completion_id):
+        raise ValueError(f"not a completion id: {completion_id!r}")
+    value = 0
+    for char in completion_id[len(COMPLETION_PREFIX) :]:
+        value = value * 62 + BASE62.index(char)
+    return value >> _RANDOM_BITS

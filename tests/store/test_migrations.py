@@ -142,7 +142,7 @@ async def test_sqlite_pages_walk_an_index_without_sorting(tmp_path: Path, order:
     conn = sqlite3.connect(path)
     try:
         for index, query in cases.items():
-            sql, params = list_sql("proj", query)
+            sql, params = list_sql("proj", query, "sqlite")
             explained = conn.execute("EXPLAIN QUERY PLAN " + for_sqlite(sql), params)
             plan = " | ".join(row[3] for row in explained)
             assert index in plan, plan

@@ -21,6 +21,7 @@ from chatkeep.store.postgres_faults import (
     connection_lost,
     unavailable,
 )
+from chatkeep.store.postgres_partitions import missing_partition
 from chatkeep.store.schema import CompletionExistsError
 
 INSERT = """
@@ -48,14 +49,19 @@ class _PendingInsert:
 
 Outcome = BaseException | None
 Caller = Callable[[Callable[[Connection], Awaitable[list[Outcome]]]], Awaitable[list[Outcome]]]
+# Makes the partitions that rows of these completion ids need (`postgres_partitions`).
+MakeRoom = Callable[[Connection, list[str]], Awaitable[object]]
 
 
 class InsertBatcher:
     """Writer tasks that commit queued inserts in batches, each caller getting its own
-    outcome: a batch that fails on one item is redone with a savepoint per item."""
+    outcome: a batch that fails on one item is redone with a savepoint per item. A batch
+    with a row for a day that has no partition yet gets it made (`make_room`), then is
+    tried once more."""
 
-    def __init__(self, call: Caller, batch_size: int, writers: int) -> None:
+    def __init__(self, call: Caller, batch_size: int, writers: int, make_room: MakeRoom) -> None:
         self._call = call
+        self._make_room = make_room
         self._batch_size = batch_size
         self._queue: asyncio.Queue[_PendingInsert] = asyncio.Queue()
         self.transactions = 0
@@ -93,15 +99,18 @@ class InsertBatcher:
                 self._queue.task_done()
 
     async def _commit(self, batch: list[_PendingInsert]) -> list[Outcome]:
-        async def together(conn: Connection) -> list[Outcome]:
+        async def together(conn: Connection, *, again: bool = True) -> list[Outcome]:
             try:
                 async with conn.transaction():
                     await conn.executemany(INSERT, [pending.args for pending in batch])
             except UNAVAILABLE:
                 raise
-            except Exception:
+            except Exception as exc:
                 if connection_lost(conn):
                     raise
+                if again and missing_partition(exc):
+                    await self._make_room(conn, [pending.completion_id for pending in batch])
+                    return await together(conn, again=False)
                 outcomes = await _one_by_one(conn, batch)
             else:
                 outcomes = [None] * len(batch)

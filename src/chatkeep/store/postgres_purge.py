@@ -1,16 +1,21 @@
-"""Retention on the PostgreSQL store: bounded batches, each its own short transaction,
-then a VACUUM of what they touched, so the space is reused instead of the tables growing.
+"""Retention on the PostgreSQL store: whole weeks dropped, the rest in bounded batches.
 
-Each batch takes the oldest ids below a cutoff and deletes their id range: a purge of any
-size holds locks on one batch's rows at a time, and never on a row a create writes. A
-plain VACUUM does not rewrite the tables or block reads and writes (docs/lifecycle.md).
+A week whose partitions (`postgres_partitions`) every project's window has passed is
+dropped: its content and filter rows when every content window has passed it, with its
+records too when every record window has. What is left to remove (a project whose
+window is shorter than another's, or a purge of one project) goes in batches, each its
+own short transaction: the oldest ids below a cutoff, deleted as an id range, so a purge
+of any size holds locks on one batch's rows at a time and never on a row a create writes.
+The partitions the batches touched are then vacuumed, so their space is reused instead of
+the tables growing; a plain VACUUM does not block reads and writes (docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.base import Cutoffs, PurgeCount
 from chatkeep.store.postgres_faults import Connection
 from chatkeep.store.sqlite_purge import PROJECTS_SQL
@@ -21,7 +26,7 @@ BATCH = 5000  # rows per transaction
 
 _OLDEST = "SELECT id FROM {table} WHERE project = $1 AND id < $2 ORDER BY id LIMIT $3"
 _COUNT = "SELECT count(*) FROM {table} WHERE project = $1 AND id < $2"
-_VACUUM = "VACUUM (ANALYZE) completions, completion_content, completion_metadata"
+_PER_PROJECT = "SELECT project, count(*) FROM {table} GROUP BY project"
 
 
 async def purge(
@@ -36,20 +41,77 @@ async def purge(
     else:
         rows = await call(lambda conn: conn.fetch(PROJECTS_SQL))
         names = [row[0] for row in rows]
-    found: dict[str, PurgeCount] = {}
+    if dry_run:
+        return {name: await _count(call, name, cutoffs(name)) for name in names}
+    await call(partitions.finish_detaches)
+    await call(lambda conn: partitions.ensure(conn, partitions.weeks_ahead()))
+    found = {name: PurgeCount() for name in names}
+    if project is None:
+        await call(lambda conn: _drop_weeks(conn, [cutoffs(name) for name in names], found))
+    touched: list[tuple[str, str]] = []  # the id ranges batches removed rows from
     for name in names:
-        limits = cutoffs(name)
-        if dry_run:
-            found[name] = await _count(call, name, limits)
-            continue
-        done = found[name] = PurgeCount()
+        limits, done = cutoffs(name), found[name]
         if limits.records_before is not None:
-            done.records = await _batches(call, _records_batch, name, limits.records_before)
+            done.records += await _batches(
+                call, _records_batch, name, limits.records_before, touched
+            )
         if limits.content_before is not None:
-            done.content = await _batches(call, _content_batch, name, limits.content_before)
-    if not dry_run and any(count.records or count.content for count in found.values()):
-        await call(lambda conn: conn.execute(_VACUUM))
+            done.content += await _batches(
+                call, _content_batch, name, limits.content_before, touched
+            )
+    if touched:
+        await call(lambda conn: _vacuum(conn, touched))
     return found
+
+
+def _passed(limits: Iterable[str | None]) -> str | None:
+    """The id below which every project's window has passed (None: some keep forever)."""
+    bounds = list(limits)
+    if not bounds or any(bound is None for bound in bounds):
+        return None
+    return min(bound for bound in bounds if bound is not None)
+
+
+async def _drop_weeks(
+    conn: Connection, limits: list[Cutoffs], found: dict[str, PurgeCount]
+) -> None:
+    """Drop the partitions of each week that every project's window has passed, counting
+    their rows per project first."""
+    records_before = _passed(cut.records_before for cut in limits)
+    content_before = _passed(cut.content_before for cut in limits)
+    have = await partitions.existing(conn)
+    for week in sorted(have["completions"] | have["completion_content"]):
+        end = partitions.week_bounds(week)[1]
+        if end is None:  # the catch-all at the end: ids of no week, never "older"
+            continue
+        if records_before is not None and end <= records_before:
+            table, what = "completions", "records"
+        elif content_before is not None and end <= content_before:
+            table, what = "completion_content", "content"
+        else:
+            continue
+        if week in have[table]:
+            name = partitions.partition_name(table, week)
+            for project, count in await conn.fetch(_PER_PROJECT.format(table=name)):
+                done = found.setdefault(project, PurgeCount())
+                setattr(done, what, getattr(done, what) + count)
+        dropping = [t for t, _ in partitions.TABLES if week in have[t]]
+        if what == "content":
+            dropping = [t for t in dropping if t != "completions"]
+        await partitions.drop(conn, dropping, week)
+
+
+async def _vacuum(conn: Connection, touched: list[tuple[str, str]]) -> None:
+    """VACUUM the partitions holding any of the `touched` id ranges."""
+    have = await partitions.existing(conn)
+    names = {
+        partitions.partition_name(table, week)
+        for table, _ in partitions.TABLES
+        for first, last in touched
+        for week in partitions.overlapping(have[table], first, last)
+    }
+    if names:
+        await conn.execute(f"VACUUM (ANALYZE) {', '.join(sorted(names))}")
 
 
 async def _count(call: Caller, project: str, cutoffs: Cutoffs) -> PurgeCount:
@@ -74,15 +136,21 @@ async def _count(call: Caller, project: str, cutoffs: Cutoffs) -> PurgeCount:
     return result
 
 
-Batch = Callable[[Connection, str, str], Awaitable[int]]
+# A batch: removes up to `BATCH` of a project's oldest ids below a cutoff; returns them.
+Batch = Callable[[Connection, str, str], Awaitable[list[str]]]
 
 
-async def _batches(call: Caller, batch: Batch, project: str, before: str) -> int:
+async def _batches(
+    call: Caller, batch: Batch, project: str, before: str, touched: list[tuple[str, str]]
+) -> int:
+    """Run `batch` until it comes back short; add the id ranges it removed rows from."""
     total = 0
     while True:
-        done: int = await call(lambda conn: batch(conn, project, before))
-        total += done
-        if done < BATCH:
+        ids: list[str] = await call(lambda conn: batch(conn, project, before))
+        total += len(ids)
+        if ids:
+            touched.append((ids[0], ids[-1]))
+        if len(ids) < BATCH:
             return total
 
 
@@ -91,20 +159,25 @@ async def _oldest(conn: Connection, table: str, project: str, before: str) -> li
     return [row[0] for row in rows]
 
 
-async def _records_batch(conn: Connection, project: str, before: str) -> int:
+async def _records_batch(conn: Connection, project: str, before: str) -> list[str]:
     """Remove up to `BATCH` of the oldest records below `before`, with their content and
-    filter rows (ON DELETE CASCADE)."""
+    filter rows; content first, the order in which `update_metadata` locks them."""
     async with conn.transaction():
         ids = await _oldest(conn, "completions", project, before)
         if ids:
+            for table, key in reversed(partitions.TABLES[:2]):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE project = $1 AND {key} BETWEEN $2 AND $3",
+                    project, ids[0], ids[-1],
+                )  # fmt: skip
             await conn.execute(
                 "DELETE FROM completions WHERE project = $1 AND id BETWEEN $2 AND $3",
                 project, ids[0], ids[-1],
             )  # fmt: skip
-    return len(ids)
+    return ids
 
 
-async def _content_batch(conn: Connection, project: str, before: str) -> int:
+async def _content_batch(conn: Connection, project: str, before: str) -> list[str]:
     """Drop the content and filter rows of up to `BATCH` of the oldest completions below
     `before`, keeping their records."""
     async with conn.transaction():
@@ -120,4 +193,4 @@ async def _content_batch(conn: Connection, project: str, before: str) -> int:
                 "WHERE project = $1 AND completion_id BETWEEN $2 AND $3",
                 *span,
             )
-    return len(ids)
+    return ids

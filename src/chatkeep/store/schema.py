@@ -25,14 +25,25 @@ UPGRADE_COMMAND = "chatkeep db upgrade"
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionDays:
+    """A PostgreSQL migration step that is not a statement: make the day partitions
+    (`postgres_partitions`) of every day on which the table `source` has completions."""
+
+    source: str
+
+
+Statement = str | PartitionDays
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     """One named step of the schema, as the statements each engine runs for it."""
 
     name: str
     sqlite: tuple[str, ...]
-    postgres: tuple[str, ...]
+    postgres: tuple[Statement, ...]
 
-    def statements(self, engine: Engine) -> tuple[str, ...]:
+    def statements(self, engine: Engine) -> tuple[Statement, ...]:
         return self.sqlite if engine == "sqlite" else self.postgres
 
 
@@ -85,9 +96,8 @@ _COMPLETIONS = Migration(
 # both engines. (A GIN index on a JSONB column could only feed a bitmap scan plus a sort of
 # every match, which grows with the matches, not the page.) `completions_created` lets old
 # completions be purged in batches (`DELETE ... WHERE (project, id) IN (SELECT ... WHERE
-# created < $1 LIMIT n)`) without rewriting the table. Range partitioning by time was not
-# chosen: the key would have to include the partition column, and the cascade from
-# completion_metadata would have to follow the partitions, for a scale we do not need yet.
+# created < $1 LIMIT n)`) without rewriting the table. (0004 replaced both: retention
+# walks ids, and PostgreSQL's tables are partitioned by day.)
 _FILTERS = Migration(
     name="0002_filter_indexes",
     sqlite=(
@@ -167,7 +177,10 @@ _API_KEYS = Migration(
 # drop the text before the record, and lists walk small rows. Only a completion with its
 # content is served; its filter rows (`completion_metadata`) go with its content. Project
 # policies (store mode, retention, redaction) live in `projects`, one JSON map per project
-# holding only what was set.
+# holding only what was set. On PostgreSQL the three completion tables become day
+# partitions on the id (`postgres_partitions`), so retention drops whole days; there are
+# no foreign keys between them there (a partition referenced by one could not be detached
+# without a scan of the referencing table), so the store deletes from all three itself.
 _LIFECYCLE = Migration(
     name="0004_lifecycle",
     sqlite=(
@@ -197,23 +210,61 @@ _LIFECYCLE = Migration(
         )""",
     ),
     postgres=(
+        # The 0003 tables step aside (their index names too), the partitioned ones take
+        # their place, get a partition for every day the old ones hold, and their rows.
+        "ALTER TABLE completions RENAME TO completions_0003",
+        "ALTER TABLE completion_metadata RENAME TO completion_metadata_0003",
+        *(
+            f"ALTER INDEX {index} RENAME TO {index.replace('completion', 'old_completion')}"
+            for index in (
+                "completions_pkey",
+                "completions_model",
+                "completions_created",
+                "completion_metadata_pkey",
+                "completion_metadata_filter",
+            )
+        ),
+        """CREATE TABLE completions (
+            project text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            model text COLLATE "C" NOT NULL,
+            created bigint NOT NULL,
+            metadata json NOT NULL DEFAULT '{}',
+            usage json,
+            finish_reasons json,
+            latency_ms integer,
+            PRIMARY KEY (project, id)
+        ) PARTITION BY RANGE (id)""",
+        "CREATE INDEX completions_model ON completions (project, model, id)",
         """CREATE TABLE completion_content (
             project text COLLATE "C" NOT NULL,
             id text COLLATE "C" NOT NULL,
             completion json NOT NULL,
             messages json NOT NULL,
-            PRIMARY KEY (project, id),
-            FOREIGN KEY (project, id) REFERENCES completions (project, id) ON DELETE CASCADE
-        )""",
+            PRIMARY KEY (project, id)
+        ) PARTITION BY RANGE (id)""",
+        """CREATE TABLE completion_metadata (
+            project text COLLATE "C" NOT NULL,
+            completion_id text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            value text COLLATE "C" NOT NULL,
+            PRIMARY KEY (project, completion_id, key)
+        ) PARTITION BY RANGE (completion_id)""",
+        "CREATE INDEX completion_metadata_filter "
+        "ON completion_metadata (project, key, value, completion_id)",
+        PartitionDays("completions_0003"),
+        """INSERT INTO completions
+            (project, id, model, created, metadata, usage, finish_reasons)
+            SELECT project, id, model, created, metadata,
+                NULLIF((completion->'usage')::text, 'null')::json,
+                (SELECT json_agg(ch->'finish_reason')
+                 FROM json_array_elements(completion->'choices') AS ch)
+            FROM completions_0003""",
         """INSERT INTO completion_content (project, id, completion, messages)
-            SELECT project, id, completion, messages FROM completions""",
-        """ALTER TABLE completions ADD COLUMN usage json, ADD COLUMN finish_reasons json,
-            ADD COLUMN latency_ms integer""",
-        """UPDATE completions SET
-            usage = NULLIF((completion->'usage')::text, 'null')::json,
-            finish_reasons = (SELECT json_agg(ch->'finish_reason')
-                              FROM json_array_elements(completion->'choices') AS ch)""",
-        "ALTER TABLE completions DROP COLUMN completion, DROP COLUMN messages",
+            SELECT project, id, completion, messages FROM completions_0003""",
+        """INSERT INTO completion_metadata (project, completion_id, key, value)
+            SELECT project, completion_id, key, value FROM completion_metadata_0003""",
+        "DROP TABLE completion_metadata_0003, completions_0003",
         """CREATE TABLE projects (
             name text COLLATE "C" PRIMARY KEY,
             settings json NOT NULL,
@@ -355,18 +406,22 @@ def for_sqlite(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 
-def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
+def list_sql(project: str, query: ListQuery, engine: Engine) -> tuple[str, list[Any]]:
     """The page query of `list`, in `$n` form, and its parameters.
 
     With metadata filters the first pair drives: its index is walked in id order from the
     cursor, each further pair is checked by an index probe, and only then is the
     completion read; the walk stops after `limit + 1` rows. The stores put the sparsest
     pair first (`reach_sql`, `sparsest_first`), so a filter costs what its sparsest pair
-    costs. The order is fixed in the SQL, not left to a planner: SQLite keeps no statistics,
-    and PostgreSQL's generic plan for a prepared statement (used after five runs) cannot see
-    which value is rare. `CROSS JOIN` keeps SQLite's loops in the written order, and the
-    `OFFSET 0` keeps PostgreSQL from turning a probe into a join it could reorder. Without
-    filters, the primary key (or the model index) is walked from the cursor.
+    costs. Without filters, the primary key (or the model index) is walked from the cursor,
+    and each record's content is an index probe.
+
+    The order is fixed in the SQL, not left to a planner: SQLite keeps no statistics, and
+    PostgreSQL's estimates cannot see where the cursor is (left to itself it merge-joined
+    the content table from its first row: 1.5 s a page at 1M rows) nor, in the generic plan
+    of a prepared statement, which value is rare. On SQLite `CROSS JOIN` keeps the loops in
+    the written order; on PostgreSQL each probe is a `LATERAL` subquery with `OFFSET 0`,
+    which the planner can neither flatten nor reorder.
     """
     params: list[Any] = []
 
@@ -374,15 +429,20 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
         params.append(value)
         return f"${len(params)}"
 
+    def probe(table: str, alias: str, columns: str, match: str) -> str:
+        """A join to the one row of `table` that `match` names, as a nested-loop probe."""
+        if engine == "sqlite":
+            where.append(match.format(t=alias))
+            return f" CROSS JOIN {table} AS {alias}"
+        found = f"SELECT {columns.format(t='p')} FROM {table} AS p WHERE {match.format(t='p')}"
+        return f" CROSS JOIN LATERAL ({found} OFFSET 0) AS {alias}"
+
     direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
     pairs = list(query.metadata.items())
     where: list[str] = []
+    record = "{t}.id, {t}.model, {t}.metadata"
     if pairs:
         order_column = "m0.completion_id"
-        source = (
-            "completion_metadata AS m0 CROSS JOIN completions AS c "
-            "CROSS JOIN completion_content AS cc"
-        )
         key, value = pairs[0]
         where += [f"m0.project = {param(project)}", f"m0.key = {param(key)}"]
         where.append(f"m0.value = {param(value)}")
@@ -392,12 +452,15 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
                 f"WHERE m{n}.project = m0.project AND m{n}.completion_id = m0.completion_id "
                 f"AND m{n}.key = {param(key)} AND m{n}.value = {param(value)} LIMIT 1 OFFSET 0)"
             )
-        where += ["c.project = m0.project", "c.id = m0.completion_id"]
+        source = "completion_metadata AS m0" + probe(
+            "completions", "c", record, "{t}.project = m0.project AND {t}.id = m0.completion_id"
+        )
+        scope = "m0.project"
     else:
         order_column = "c.id"
-        source = "completions AS c CROSS JOIN completion_content AS cc"
+        source = "completions AS c"
         where.append(f"c.project = {param(project)}")
-    where += ["cc.project = c.project", "cc.id = c.id"]
+        scope = "c.project"
     if query.model is not None:
         where.append(f"c.model = {param(query.model)}")
     if query.after is not None:
@@ -408,10 +471,18 @@ def list_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
         f"{order_column} >= (SELECT min(h.id) FROM completion_content AS h "
         f"WHERE h.project = {param(project)})"
     )
+    source += probe(
+        "completion_content",
+        "cc",
+        "{t}.completion",
+        f"{{t}}.project = {scope} AND {{t}}.id = {order_column}",
+    )
     sql = (
         f"SELECT cc.completion, c.metadata FROM {source} "
         f"WHERE {' AND '.join(where)} "
-        f"ORDER BY {order_column} {direction} LIMIT {param(query.limit + 1)}"
+        # The limit is written in, not a parameter (it is a validated int): a generic plan
+        # then knows the page is small, instead of costing a tenth of the table.
+        f"ORDER BY {order_column} {direction} LIMIT {int(query.limit) + 1}"
     )
     return sql, params
 

@@ -119,7 +119,7 @@ def _migrate(conn: sqlite3.Connection, plan: MigrationPlan) -> list[str]:
         conn.execute(MIGRATIONS_TABLE["sqlite"])
         todo = plan(_applied(conn))
         for migration in todo:
-            for statement in migration.statements("sqlite"):
+            for statement in migration.sqlite:
                 conn.execute(statement)
             conn.execute("INSERT INTO chatkeep_migrations (name) VALUES (?)", (migration.name,))
         conn.execute("COMMIT")
@@ -383,7 +383,7 @@ class SQLiteStore:
             if reach is not None:  # no statistics here: look which pair is sparsest
                 reaches = conn.execute(for_sqlite(reach[0]), reach[1]).fetchone()
                 ordered = sparsest_first(query, reaches)
-            sql, params = list_sql(project, ordered)
+            sql, params = list_sql(project, ordered, "sqlite")
             return conn.execute(for_sqlite(sql), params).fetchall()
 
         rows = await self._read(page)
