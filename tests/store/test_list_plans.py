@@ -19,7 +19,8 @@ import pytest
 
 from chatkeep.protocol.queries import ListQuery, Order
 from chatkeep.store.postgres import PostgresStore
-from chatkeep.store.schema import for_sqlite, list_sql, reach_sql, sparsest_first
+from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
+from chatkeep.store.schema import for_sqlite
 from chatkeep.store.sqlite import SQLiteStore
 from tests.store.test_store_contract import new_completion, walk
 

@@ -16,12 +16,12 @@ from chatkeep.config import Settings
 from chatkeep.protocol.queries import ListQuery, Order
 from chatkeep.store.factory import open_store
 from chatkeep.store.postgres import PostgresStore
+from chatkeep.store.queries import list_sql
 from chatkeep.store.schema import (
     MIGRATIONS,
     SchemaAheadError,
     SchemaBehindError,
     for_sqlite,
-    list_sql,
 )
 from chatkeep.store.sqlite import SQLiteStore
 from tests.store.conftest import RawExecute, StoreFactory

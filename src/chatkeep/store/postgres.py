@@ -19,6 +19,7 @@ from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import postgres_partitions as partitions
+from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.postgres_faults import (
     STALE_CONNECTION,
@@ -30,22 +31,17 @@ from chatkeep.store.postgres_faults import (
 )
 from chatkeep.store.postgres_inserts import InsertBatcher
 from chatkeep.store.postgres_purge import purge
+from chatkeep.store.queries import Tables, content_sql, get_sql, messages_sql
 from chatkeep.store.schema import (
-    CONTENT_SQL,
-    GET_SQL,
-    MESSAGES_SQL,
     MIGRATIONS_TABLE,
     MigrationPlan,
-    PartitionDays,
+    PartitionWeeks,
     dump_json,
-    list_sql,
     load_json,
     pending_names,
     plan_open,
     plan_upgrade,
-    reach_sql,
     record_columns,
-    sparsest_first,
     stored_object,
 )
 from chatkeep.store.text import (
@@ -62,25 +58,26 @@ _MIGRATION_LOCK = 0x63686B70  # "chkp"
 # Held by the one server purging a database at a time.
 _PURGE_LOCK = 0x63686B71
 
-_UPDATE = "UPDATE completions SET metadata = $3::json WHERE project = $1 AND id = $2"
-_CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = $1 AND completion_id = $2"
+# Statements on one completion name its week's partitions (`postgres_weeks`).
+_UPDATE = "UPDATE {t.records} SET metadata = $3::json WHERE project = $1 AND id = $2"
+_CLEAR_PAIRS = "DELETE FROM {t.metadata} WHERE project = $1 AND completion_id = $2"
 # Content first (a served completion has it), then the record and its filter rows: the
 # tables have no foreign keys on PostgreSQL (see `_LIFECYCLE` in schema.py). The content
 # row is locked before the record, as `update_metadata` locks them, so the two never
 # wait on each other in a circle.
 _DELETE = """
 WITH cc AS (
-    DELETE FROM completion_content WHERE project = $1 AND id = $2 RETURNING id
+    DELETE FROM {t.content} WHERE project = $1 AND id = $2 RETURNING id
 ), c AS (
-    DELETE FROM completions WHERE project = $1 AND id = $2 AND EXISTS (SELECT 1 FROM cc)
+    DELETE FROM {t.records} WHERE project = $1 AND id = $2 AND EXISTS (SELECT 1 FROM cc)
 ), m AS (
-    DELETE FROM completion_metadata
+    DELETE FROM {t.metadata}
     WHERE project = $1 AND completion_id = $2 AND EXISTS (SELECT 1 FROM cc)
 )
 SELECT id FROM cc
 """
 INSERT_PAIRS = (
-    "INSERT INTO completion_metadata (project, completion_id, key, value) "
+    "INSERT INTO {t.metadata} (project, completion_id, key, value) "
     "SELECT $1, $2, m.key, m.value FROM unnest($3::text[], $4::text[]) AS m(key, value)"
 )
 
@@ -99,7 +96,7 @@ async def _migrate(conn: Connection, plan: MigrationPlan) -> list[str]:
         todo = plan(await _applied(conn))
         for migration in todo:
             for statement in migration.statements("postgres"):
-                if isinstance(statement, PartitionDays):
+                if isinstance(statement, PartitionWeeks):
                     weeks = await partitions.project_weeks(conn, statement.source)
                     await partitions.ensure(conn, weeks)
                 else:
@@ -138,6 +135,7 @@ class PostgresStore:
         self._command_timeout = command_timeout
         self._pool: Any = None
         self._inserts: InsertBatcher | None = None
+        self._weeks = weeks.ServedWeeks()
 
     @property
     def write_transactions(self) -> int:
@@ -174,8 +172,13 @@ class PostgresStore:
         # Half the pool at most writes, so that reads never wait behind a burst of inserts.
         writers = max(1, self._pool_max // 2)
         self._inserts = InsertBatcher(
-            self._call_unguarded, self._batch_size, writers, partitions.ensure_for
+            self._call_unguarded, self._batch_size, writers, self._make_room
         )
+
+    async def _make_room(self, conn: Connection, completion_ids: list[str]) -> None:
+        """Make the partitions an insert found missing, and read the weeks anew."""
+        await partitions.ensure_for(conn, completion_ids)
+        self._weeks.forget()
 
     async def close(self) -> None:
         inserts, self._inserts = self._inserts, None
@@ -264,19 +267,46 @@ class PostgresStore:
                 list(c.metadata.values()))  # fmt: skip
         await inserts.submit(c.id, args)
 
-    async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
+    async def _one(
+        self,
+        project: str,
+        completion_id: str,
+        fn: Callable[[Connection, Tables], Awaitable[T]],
+        *,
+        read: bool = False,
+    ) -> T | None:
+        """Run `fn` on the partitions of `completion_id`'s week; None when the week has
+        none (never made, or dropped by retention)."""
         if not all_keepable((project, completion_id)):
             return None
-        row = await self._call(
-            lambda conn: conn.fetchrow(GET_SQL, project, completion_id), retry_stale=True
+
+        async def on_week(conn: Connection) -> T | None:
+            t = await self._weeks.tables_for(conn, completion_id)
+            if t is None:
+                return None
+            try:
+                return await fn(conn, t)
+            except weeks.MISSING:  # dropped since the catalog was read
+                self._weeks.forget()
+                return None
+
+        return await self._call(on_week, retry_stale=read)
+
+    async def get(self, project: str, completion_id: str) -> dict[str, Any] | None:
+        row = await self._one(
+            project,
+            completion_id,
+            lambda conn, t: conn.fetchrow(get_sql(t), project, completion_id),
+            read=True,
         )
         return None if row is None else stored_object(row[0], row[1])
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
-        if not all_keepable((project, completion_id)):
-            return None
-        text = await self._call(
-            lambda conn: conn.fetchval(MESSAGES_SQL, project, completion_id), retry_stale=True
+        text = await self._one(
+            project,
+            completion_id,
+            lambda conn, t: conn.fetchval(messages_sql(t), project, completion_id),
+            read=True,
         )
         if text is None:
             return None
@@ -287,30 +317,32 @@ class PostgresStore:
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any] | None:
         check_metadata(metadata)
-        if not all_keepable((project, completion_id)):
-            return None
         encoded = dump_json(metadata, "metadata")
+        keys, values = list(metadata.keys()), list(metadata.values())
 
-        async def update(conn: Connection) -> str | None:
+        async def update(conn: Connection, t: Tables) -> str | None:
             async with conn.transaction():
                 # The content row is locked first: a purge cannot take it away meanwhile.
                 completion: str | None = await conn.fetchval(
-                    f"{CONTENT_SQL} FOR SHARE", project, completion_id
+                    f"{content_sql(t)} FOR SHARE", project, completion_id
                 )
                 if completion is not None:
-                    await conn.execute(_UPDATE, project, completion_id, encoded)
-                    await conn.execute(_CLEAR_PAIRS, project, completion_id)
-                    keys, values = list(metadata.keys()), list(metadata.values())
-                    await conn.execute(INSERT_PAIRS, project, completion_id, keys, values)
+                    await conn.execute(_UPDATE.format(t=t), project, completion_id, encoded)
+                    await conn.execute(_CLEAR_PAIRS.format(t=t), project, completion_id)
+                    await conn.execute(
+                        INSERT_PAIRS.format(t=t), project, completion_id, keys, values
+                    )
                 return completion
 
-        completion = await self._call(update)
+        completion = await self._one(project, completion_id, update)
         return None if completion is None else stored_object(completion, encoded)
 
     async def delete(self, project: str, completion_id: str) -> bool:
-        if not all_keepable((project, completion_id)):
-            return False
-        deleted = await self._call(lambda conn: conn.fetchval(_DELETE, project, completion_id))
+        deleted = await self._one(
+            project,
+            completion_id,
+            lambda conn, t: conn.fetchval(_DELETE.format(t=t), project, completion_id),
+        )
         return deleted is not None
 
     async def purge(
@@ -320,7 +352,10 @@ class PostgresStore:
         project: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, PurgeCount]:
-        return await purge(self._call, cutoffs, project=project, dry_run=dry_run)
+        try:
+            return await purge(self._call, cutoffs, project=project, dry_run=dry_run)
+        finally:
+            self._weeks.forget()  # weeks made ahead, or dropped
 
     @asynccontextmanager
     async def purge_lock(self) -> AsyncIterator[bool]:
@@ -344,15 +379,17 @@ class PostgresStore:
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
         if not (keepable(project) and query_can_match(query)):
             return []
-        reach = reach_sql(project, query) if len(query.metadata) > 1 else None
 
         async def page(conn: Connection) -> Any:
-            ordered = query
-            if reach is not None:  # drive from the sparsest pair (see `list_sql`)
-                row = await conn.fetchrow(reach[0], *reach[1])
-                ordered = sparsest_first(query, tuple(row))
-            sql, params = list_sql(project, ordered, "postgres")
-            return await conn.fetch(sql, *params)
+            for attempt in (1, 2):
+                served = await self._weeks.ordered(conn)
+                try:
+                    return await weeks.list_page(conn, served, project, query)
+                except weeks.MISSING:  # a week dropped since the catalog was read
+                    self._weeks.forget()
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
         rows = await self._call(page, retry_stale=True)
         return [stored_object(row[0], row[1]) for row in rows]

@@ -1,5 +1,5 @@
 """The storage schema both engines share: named migrations, the errors of a mismatched or
-violated schema, JSON in and out of the stored columns, and the read SQL common to both.
+violated schema, and JSON in and out of the stored columns (the read SQL is in `queries`).
 
 Migrations are applied in list order and recorded by name in `chatkeep_migrations`. A blank
 database gets all of them on `open()`; an older one is refused until `chatkeep db upgrade`.
@@ -7,7 +7,6 @@ database gets all of them on `open()`; an older one is refused until `chatkeep d
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import orjson
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
-from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -25,14 +23,14 @@ UPGRADE_COMMAND = "chatkeep db upgrade"
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionDays:
-    """A PostgreSQL migration step that is not a statement: make the day partitions
-    (`postgres_partitions`) of every day on which the table `source` has completions."""
+class PartitionWeeks:
+    """A PostgreSQL migration step that is not a statement: make the week partitions
+    (`postgres_partitions`) of every week in which the table `source` has completions."""
 
     source: str
 
 
-Statement = str | PartitionDays
+Statement = str | PartitionWeeks
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +95,7 @@ _COMPLETIONS = Migration(
 # every match, which grows with the matches, not the page.) `completions_created` lets old
 # completions be purged in batches (`DELETE ... WHERE (project, id) IN (SELECT ... WHERE
 # created < $1 LIMIT n)`) without rewriting the table. (0004 replaced both: retention
-# walks ids, and PostgreSQL's tables are partitioned by day.)
+# walks ids, and PostgreSQL's tables are partitioned by week.)
 _FILTERS = Migration(
     name="0002_filter_indexes",
     sqlite=(
@@ -177,8 +175,8 @@ _API_KEYS = Migration(
 # drop the text before the record, and lists walk small rows. Only a completion with its
 # content is served; its filter rows (`completion_metadata`) go with its content. Project
 # policies (store mode, retention, redaction) live in `projects`, one JSON map per project
-# holding only what was set. On PostgreSQL the three completion tables become day
-# partitions on the id (`postgres_partitions`), so retention drops whole days; there are
+# holding only what was set. On PostgreSQL the three completion tables become week
+# partitions on the id (`postgres_partitions`), so retention drops whole weeks; there are
 # no foreign keys between them there (a partition referenced by one could not be detached
 # without a scan of the referencing table), so the store deletes from all three itself.
 _LIFECYCLE = Migration(
@@ -211,7 +209,7 @@ _LIFECYCLE = Migration(
     ),
     postgres=(
         # The 0003 tables step aside (their index names too), the partitioned ones take
-        # their place, get a partition for every day the old ones hold, and their rows.
+        # their place, get a partition for every week the old ones hold, and their rows.
         "ALTER TABLE completions RENAME TO completions_0003",
         "ALTER TABLE completion_metadata RENAME TO completion_metadata_0003",
         *(
@@ -252,7 +250,7 @@ _LIFECYCLE = Migration(
         ) PARTITION BY RANGE (completion_id)""",
         "CREATE INDEX completion_metadata_filter "
         "ON completion_metadata (project, key, value, completion_id)",
-        PartitionDays("completions_0003"),
+        PartitionWeeks("completions_0003"),
         """INSERT INTO completions
             (project, id, model, created, metadata, usage, finish_reasons)
             SELECT project, id, model, created, metadata,
@@ -265,6 +263,8 @@ _LIFECYCLE = Migration(
         """INSERT INTO completion_metadata (project, completion_id, key, value)
             SELECT project, completion_id, key, value FROM completion_metadata_0003""",
         "DROP TABLE completion_metadata_0003, completions_0003",
+        # The new partitions have no statistics until autovacuum comes by; plans need them.
+        "ANALYZE completions, completion_content, completion_metadata",
         """CREATE TABLE projects (
             name text COLLATE "C" PRIMARY KEY,
             settings json NOT NULL,
@@ -384,150 +384,8 @@ def stored_object(completion: str, metadata: str) -> dict[str, Any]:
     return obj
 
 
-# Read SQL written once with PostgreSQL's `$n` placeholders; `for_sqlite` turns them into
-# SQLite's numbered `?n` (a bare `$n` would be a *named* parameter in SQLite).
-# Only a completion with its content is served: a record whose content retention has passed
-# (or that was kept without content) is absent to every call, deletion included.
-GET_SQL = (
-    "SELECT cc.completion, c.metadata FROM completions AS c "
-    "JOIN completion_content AS cc ON cc.project = c.project AND cc.id = c.id "
-    "WHERE c.project = $1 AND c.id = $2"
-)
-MESSAGES_SQL = "SELECT messages FROM completion_content WHERE project = $1 AND id = $2"
-CONTENT_SQL = "SELECT completion FROM completion_content WHERE project = $1 AND id = $2"
-DELETE_SQL = (
-    "DELETE FROM completions WHERE project = $1 AND id = $2 AND EXISTS (SELECT 1 FROM "
-    "completion_content AS cc WHERE cc.project = $1 AND cc.id = $2) RETURNING id"
-)
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 def for_sqlite(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
-
-
-def list_sql(project: str, query: ListQuery, engine: Engine) -> tuple[str, list[Any]]:
-    """The page query of `list`, in `$n` form, and its parameters.
-
-    With metadata filters the first pair drives: its index is walked in id order from the
-    cursor, each further pair is checked by an index probe, and only then is the
-    completion read; the walk stops after `limit + 1` rows. The stores put the sparsest
-    pair first (`reach_sql`, `sparsest_first`), so a filter costs what its sparsest pair
-    costs. Without filters, the primary key (or the model index) is walked from the cursor,
-    and each record's content is an index probe.
-
-    The order is fixed in the SQL, not left to a planner: SQLite keeps no statistics, and
-    PostgreSQL's estimates cannot see where the cursor is (left to itself it merge-joined
-    the content table from its first row: 1.5 s a page at 1M rows) nor, in the generic plan
-    of a prepared statement, which value is rare. On SQLite `CROSS JOIN` keeps the loops in
-    the written order; on PostgreSQL each probe is a `LATERAL` subquery with `OFFSET 0`,
-    which the planner can neither flatten nor reorder.
-    """
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    def probe(table: str, alias: str, columns: str, match: str) -> str:
-        """A join to the one row of `table` that `match` names, as a nested-loop probe."""
-        if engine == "sqlite":
-            where.append(match.format(t=alias))
-            return f" CROSS JOIN {table} AS {alias}"
-        found = f"SELECT {columns.format(t='p')} FROM {table} AS p WHERE {match.format(t='p')}"
-        return f" CROSS JOIN LATERAL ({found} OFFSET 0) AS {alias}"
-
-    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
-    pairs = list(query.metadata.items())
-    where: list[str] = []
-    record = "{t}.id, {t}.model, {t}.metadata"
-    if pairs:
-        order_column = "m0.completion_id"
-        key, value = pairs[0]
-        where += [f"m0.project = {param(project)}", f"m0.key = {param(key)}"]
-        where.append(f"m0.value = {param(value)}")
-        for n, (key, value) in enumerate(pairs[1:], start=1):
-            where.append(
-                f"EXISTS (SELECT 1 FROM completion_metadata AS m{n} "
-                f"WHERE m{n}.project = m0.project AND m{n}.completion_id = m0.completion_id "
-                f"AND m{n}.key = {param(key)} AND m{n}.value = {param(value)} LIMIT 1 OFFSET 0)"
-            )
-        source = "completion_metadata AS m0" + probe(
-            "completions", "c", record, "{t}.project = m0.project AND {t}.id = m0.completion_id"
-        )
-        scope = "m0.project"
-    else:
-        order_column = "c.id"
-        source = "completions AS c"
-        where.append(f"c.project = {param(project)}")
-        scope = "c.project"
-    if query.model is not None:
-        where.append(f"c.model = {param(query.model)}")
-    if query.after is not None:
-        where.append(f"{order_column} {compare} {param(query.after)}")
-    # Records older than the oldest content (retention dropped theirs) are never served:
-    # the walk starts, or stops, there instead of passing over every one of them.
-    where.append(
-        f"{order_column} >= (SELECT min(h.id) FROM completion_content AS h "
-        f"WHERE h.project = {param(project)})"
-    )
-    source += probe(
-        "completion_content",
-        "cc",
-        "{t}.completion",
-        f"{{t}}.project = {scope} AND {{t}}.id = {order_column}",
-    )
-    sql = (
-        f"SELECT cc.completion, c.metadata FROM {source} "
-        f"WHERE {' AND '.join(where)} "
-        # The limit is written in, not a parameter (it is a validated int): a generic plan
-        # then knows the page is small, instead of costing a tenth of the table.
-        f"ORDER BY {order_column} {direction} LIMIT {int(query.limit) + 1}"
-    )
-    return sql, params
-
-
-# How many of a pair's index entries `reach_sql` looks at to tell sparse pairs from dense.
-REACH_DEPTH = 64
-
-
-def reach_sql(project: str, query: ListQuery) -> tuple[str, list[Any]]:
-    """One row: for each metadata pair, the id of its `REACH_DEPTH`-th index entry after the
-    cursor, in the page's order, or NULL when fewer are left; each a short index walk.
-
-    The pair whose entries reach farthest is the sparsest near the cursor, where the page
-    is: driving the page from it walks the fewest entries (`sparsest_first`).
-    """
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
-    scope = f"project = {param(project)}"
-    if query.after is not None:
-        scope += f" AND completion_id {compare} {param(query.after)}"
-    reaches = [
-        f"(SELECT completion_id FROM completion_metadata WHERE {scope} "
-        f"AND key = {param(key)} AND value = {param(value)} "
-        f"ORDER BY completion_id {direction} LIMIT 1 OFFSET {REACH_DEPTH - 1})"
-        for key, value in query.metadata.items()
-    ]
-    return f"SELECT {', '.join(reaches)}", params
-
-
-def sparsest_first(query: ListQuery, reaches: Sequence[str | None]) -> ListQuery:
-    """`query` with its sparsest pair first (the others keep their order), from the row
-    of `reach_sql`: a pair with fewer entries left than the depth, else the farthest."""
-    pairs = list(query.metadata.items())
-    exhausted = [n for n, reach in enumerate(reaches) if reach is None]
-    if exhausted:
-        first = exhausted[0]
-    else:
-        farther = max if query.order == "asc" else min
-        first = farther(range(len(pairs)), key=lambda n: str(reaches[n]))
-    if first == 0:
-        return query
-    ordered = dict([pairs[first], *pairs[:first], *pairs[first + 1 :]])
-    return dataclasses.replace(query, metadata=ordered)

@@ -23,24 +23,26 @@ from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import sqlite_purge
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
+from chatkeep.store.queries import (
+    content_sql,
+    delete_sql,
+    get_sql,
+    list_sql,
+    messages_sql,
+    reach_sql,
+    sparsest_first,
+)
 from chatkeep.store.schema import (
-    CONTENT_SQL,
-    DELETE_SQL,
-    GET_SQL,
-    MESSAGES_SQL,
     MIGRATIONS_TABLE,
     CompletionExistsError,
     MigrationPlan,
     dump_json,
     for_sqlite,
-    list_sql,
     load_json,
     pending_names,
     plan_open,
     plan_upgrade,
-    reach_sql,
     record_columns,
-    sparsest_first,
     stored_object,
 )
 from chatkeep.store.sqlite_writer import WriteOp, Writer
@@ -52,7 +54,8 @@ from chatkeep.store.text import (
 )
 
 T = TypeVar("T")
-_GET, _MESSAGES, _DELETE = for_sqlite(GET_SQL), for_sqlite(MESSAGES_SQL), for_sqlite(DELETE_SQL)
+_GET, _MESSAGES = for_sqlite(get_sql()), for_sqlite(messages_sql())
+_DELETE, _CONTENT = for_sqlite(delete_sql()), for_sqlite(content_sql())
 _INSERT = (
     "INSERT INTO completions (project, id, model, created, metadata, usage, finish_reasons, "
     "latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -60,7 +63,6 @@ _INSERT = (
 _INSERT_CONTENT = (
     "INSERT INTO completion_content (project, id, completion, messages) VALUES (?, ?, ?, ?)"
 )
-_CONTENT = for_sqlite(CONTENT_SQL)
 _INSERT_PAIR = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
 )
