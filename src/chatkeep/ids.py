@@ -26,12 +26,19 @@ COMPLETION_ID_PATTERN = re.compile(r"^chatcmpl-[0-9A-Za-z]{29}$")
 MESSAGE_ID_PATTERN = re.compile(r"^(chatcmpl-[0-9A-Za-z]{29})-(0|[1-9][0-9]{0,8})$")
 
 
+# Every two-digit base62 numeral, by value: an id is made two digits per division.
+_BASE62_PAIRS = tuple(high + low for high in BASE62 for low in BASE62)
+
+
 def _base62(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, digit = divmod(value, 62)
-        chars.append(BASE62[digit])
-    return "".join(reversed(chars))
+    """`value` in `width` base62 digits, most significant first (the low `width` digits)."""
+    pieces = []
+    for _ in range(width // 2):
+        value, pair = divmod(value, 3844)  # 62 ** 2
+        pieces.append(_BASE62_PAIRS[pair])
+    if width % 2:
+        pieces.append(BASE62[value % 62])
+    return "".join(reversed(pieces))
 
 
 class CompletionIdGenerator:

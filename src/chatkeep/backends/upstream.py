@@ -27,8 +27,8 @@ from chatkeep.backends.base import BackendRequest
 from chatkeep.backends.upstream_body import (
     AnswerBody,
     AnswerTooLarge,
+    SilenceWatch,
     UpstreamSilent,
-    unless_silent,
 )
 from chatkeep.backends.upstream_check import UpstreamCheck
 from chatkeep.backends.upstream_config import UpstreamConfig
@@ -119,6 +119,7 @@ class UpstreamBackend:
         # Requests beyond `max_connections` wait here, before their first-byte deadline
         # starts: waiting for a free connection is not the upstream being silent.
         self._free = asyncio.Semaphore(config.max_connections)
+        self._silences = SilenceWatch(config.read_timeout)
         self._check = UpstreamCheck(name, config)
 
     def __repr__(self) -> str:
@@ -165,13 +166,10 @@ class UpstreamBackend:
         """Send the request; the answer must begin within `read_timeout`."""
         with self._faults(started=False):
             sent = session.post(self._url, data=data, allow_redirects=False)
-            return await unless_silent(sent, self.config.read_timeout)
+            return await self._silences.wait(sent)
 
     def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
-        config = self.config
-        return AnswerBody(
-            response, read_timeout=config.read_timeout, limit=config.max_response_bytes
-        )
+        return AnswerBody(response, watch=self._silences, limit=self.config.max_response_bytes)
 
     def forwarded_body(self, request: BackendRequest, *, stream: bool) -> dict[str, Any]:
         """The body sent upstream: the client's, renamed model, chatkeep's fields removed."""
@@ -304,6 +302,10 @@ class UpstreamBackend:
     async def _drain(body: AnswerBody) -> bool:
         """Read to the end after `[DONE]`, so the connection can go back to the pool."""
         try:
+            while body.read_now():  # most often the end came with [DONE]: no timer to arm
+                pass
+            if body.at_eof():
+                return True
             async with asyncio.timeout(_DRAIN_SECONDS):
                 while await body.read():
                     pass

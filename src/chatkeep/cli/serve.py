@@ -16,6 +16,7 @@ from chatkeep.cli.posture import refuse_exposed_without_keys
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.http.app import create_app
 from chatkeep.http.connection import connection_class
+from chatkeep.log_setup import configure_logging
 
 logger = logging.getLogger("chatkeep")
 
@@ -64,10 +65,7 @@ def serve(
         log_level=log_level,
         insecure_no_auth=insecure_no_auth,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     check_schema_before_serving(settings)
     refuse_exposed_without_keys(settings)
     try:
