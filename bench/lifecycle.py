@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import sys
 import time
@@ -183,17 +184,39 @@ async def _oldest(url: str) -> str:
         await conn.close()
 
 
+class _Phases(logging.Handler):
+    """Keeps the phase times of the store's "purge phases" log line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("purge phases") and isinstance(record.args, tuple):
+            names = ("weeks_dropped", "batches", "vacuum")
+            pairs = zip(names, record.args, strict=True)
+            self.seconds = {name: round(float(value), 3) for name, value in pairs}
+
+
 async def _timed_purge(store: PostgresStore, url: str, cut: str, label: str) -> dict[str, Any]:
     before = await sizes(url)
+    phases = _Phases()
+    purge_log = logging.getLogger("chatkeep.store.postgres_purge")
+    purge_log.addHandler(phases)
+    purge_log.setLevel(logging.INFO)
     started = time.perf_counter()
-    found = await store.purge(lambda _: Cutoffs(None, cut))
+    try:
+        found = await store.purge(lambda _: Cutoffs(None, cut))
+    finally:
+        purge_log.removeHandler(phases)
     seconds = time.perf_counter() - started
     after = await sizes(url)
     removed = sum(count.records for count in found.values())
-    log(f"  purge {label}: {removed:,} records in {seconds:.3f} s")
+    log(f"  purge {label}: {removed:,} records in {seconds:.3f} s {phases.seconds}")
     return {
         "records_removed": removed,
         "seconds": round(seconds, 3),
+        "phases_seconds": phases.seconds,
         "database_bytes_before": before["database"],
         "database_bytes_after": after["database"],
         "tables_before": {t: before[t] for t in TABLES},
@@ -288,11 +311,18 @@ def main(argv: list[str] | None = None) -> int:
         "--migration", action="store_true", help="also time the upgrade from the 0003 layout"
     )
     parser.add_argument("--reads-only", metavar="URL", help="measure reads of a filled database")
+    parser.add_argument("--purges-only", metavar="URL", help="time the purges of a filled database")
+    parser.add_argument(
+        "--no-purges", action="store_true", help="fill and read only (then --purges-only)"
+    )
     args = parser.parse_args(argv)
     admin = pg.admin_url()
     if args.reads_only:
         ids = asyncio.run(sample_ids(args.reads_only, 2000))
         print(json.dumps(read_figures(args.reads_only, ids, args.rate, args.seconds), indent=2))
+        return 0
+    if args.purges_only:
+        print(json.dumps(asyncio.run(purges(args.purges_only)), indent=2))
         return 0
     name = pg.create_database(admin, prefix="chatkeep_lifecycle")
     url = pg.database_url(admin, name)
@@ -311,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  sizes: {result['sizes']}")
         ids = asyncio.run(sample_ids(url, 2000))
         result["reads"] = read_figures(url, ids, args.rate, args.seconds)
-        result["purge"] = asyncio.run(purges(url))
+        if not args.no_purges:
+            result["purge"] = asyncio.run(purges(url))
     finally:
         if not args.keep:
             pg.drop_database(admin, name)

@@ -12,6 +12,8 @@ the tables growing; a plain VACUUM does not block reads and writes (docs/lifecyc
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -22,6 +24,7 @@ from chatkeep.store.sqlite_purge import PROJECTS_SQL
 
 # The store's `_call`: runs a function on a pooled connection, 503 when unreachable.
 Caller = Callable[[Callable[[Connection], Awaitable[Any]]], Awaitable[Any]]
+logger = logging.getLogger(__name__)
 BATCH = 5000  # rows per transaction
 
 _OLDEST = "SELECT id FROM {table} WHERE project = $1 AND id < $2 ORDER BY id LIMIT $3"
@@ -46,8 +49,10 @@ async def purge(
     await call(partitions.finish_detaches)
     await call(lambda conn: partitions.ensure(conn, partitions.weeks_ahead()))
     found = {name: PurgeCount() for name in names}
+    clock = time.perf_counter()
     if project is None:
         await call(lambda conn: _drop_weeks(conn, [cutoffs(name) for name in names], found))
+    dropped, clock = time.perf_counter() - clock, time.perf_counter()
     touched: list[tuple[str, str]] = []  # the id ranges batches removed rows from
     for name in names:
         limits, done = cutoffs(name), found[name]
@@ -59,8 +64,15 @@ async def purge(
             done.content += await _batches(
                 call, _content_batch, name, limits.content_before, touched
             )
+    batches, clock = time.perf_counter() - clock, time.perf_counter()
     if touched:
         await call(lambda conn: _vacuum(conn, touched))
+    logger.info(
+        "purge phases: weeks dropped in %.3f s, batches in %.3f s, vacuum in %.3f s",
+        dropped,
+        batches,
+        time.perf_counter() - clock,
+    )
     return found
 
 
