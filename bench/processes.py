@@ -133,14 +133,15 @@ class Window:
 
 
 class Server:
-    """A process started pinned to one core, logging to a file, stopped on exit."""
+    """A process started pinned to one core (or a taskset list of them, "0,1"), logging to
+    a file, stopped on exit."""
 
     def __init__(
         self,
         name: str,
         argv: Sequence[str],
         *,
-        core: int,
+        core: int | str,
         log: Path,
         port: int,
         env: Mapping[str, str] | None = None,

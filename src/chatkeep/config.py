@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         description="Threads (each with its own connection) serving reads of the SQLite store.",
     )
 
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port (`chatkeep serve --workers`); one per core "
+            "for the relay's full throughput (docs/deploy.md)."
+        ),
+    )
+
     purge_interval_seconds: float = Field(
         default=3600.0,
         ge=0,

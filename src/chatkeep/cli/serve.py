@@ -5,15 +5,19 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import sys
 from pathlib import Path
 
 import click
 import uvicorn
+from starlette.applications import Starlette
 
 from chatkeep.backends.routing import ConfigError
 from chatkeep.cli.db import check_schema_before_serving
 from chatkeep.cli.posture import refuse_exposed_without_keys
 from chatkeep.cli.settings import describe_database, settings_from_flags
+from chatkeep.cli.workers import Supervisor
+from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.http.connection import connection_class
 from chatkeep.log_setup import configure_logging
@@ -42,6 +46,12 @@ logger = logging.getLogger("chatkeep")
     help="Logging level [CHATKEEP_LOG_LEVEL; info].",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Server processes sharing the port, about one per core [CHATKEEP_WORKERS; 1].",
+)
+@click.option(
     "--insecure-no-auth",
     is_flag=True,
     default=None,
@@ -54,6 +64,7 @@ def serve(
     database_url: str | None,
     config: Path | None,
     log_level: str | None,
+    workers: int | None,
     insecure_no_auth: bool | None,
 ) -> None:
     """Start the server (SQLite file and the echo model by default)."""
@@ -63,6 +74,7 @@ def serve(
         database_url=database_url,
         config=config,
         log_level=log_level,
+        workers=workers,
         insecure_no_auth=insecure_no_auth,
     )
     configure_logging(settings.log_level)
@@ -76,11 +88,27 @@ def serve(
     port = listener.getsockname()[1]
     models = settings.config.absolute() if settings.config else "none: the echo model only"
     logger.info(
-        "chatkeep serving on %s with store %s; config file: %s",
+        "chatkeep serving on %s with store %s; config file: %s%s",
         _url(settings.host, port),
         describe_database(settings.database_url),
         models,
+        f"; {settings.workers} workers" if settings.workers > 1 else "",
     )
+    if settings.workers == 1:
+        _run(app, settings, listener)
+        return
+    del app  # each worker builds its own, in its own process
+
+    def work(slot: int) -> None:
+        # The retention schedule runs in the first worker only (a restarted first worker
+        # takes it up again); the others would only wait on its lock.
+        mine = settings if slot == 0 else settings.model_copy(update={"purge_interval_seconds": 0})
+        _run(create_app(mine), mine, listener)
+
+    sys.exit(Supervisor(settings.workers, work).run())
+
+
+def _run(app: Starlette, settings: Settings, listener: socket.socket) -> None:
     server = uvicorn.Config(
         app,
         log_level=settings.log_level,
