@@ -31,7 +31,7 @@ def _workers(server: ServerProcess) -> list[int]:
 
 def _wait_for_workers(server: ServerProcess, count: int, timeout: float = 20.0) -> list[int]:
     deadline = time.monotonic() + timeout
-    while (pids := _workers(server)) and len(pids) != count or not pids:
+    while ((pids := _workers(server)) and len(pids) != count) or not pids:
         assert time.monotonic() < deadline, f"workers: {pids}"
         time.sleep(0.05)
     return pids

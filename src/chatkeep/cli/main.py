@@ -6,7 +6,9 @@ import click
 
 from chatkeep import __version__
 from chatkeep.cli.db import db
+from chatkeep.cli.export import export
 from chatkeep.cli.keys import keys
+from chatkeep.cli.logs import logs
 from chatkeep.cli.projects import projects
 from chatkeep.cli.purge import purge
 from chatkeep.cli.serve import serve
@@ -23,6 +25,8 @@ cli.add_command(db)
 cli.add_command(keys)
 cli.add_command(projects)
 cli.add_command(purge)
+cli.add_command(export)
+cli.add_command(logs)
 
 
 def main() -> None:

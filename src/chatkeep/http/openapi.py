@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from chatkeep import __version__
+from chatkeep.http import openapi_export
 from chatkeep.http.openapi_schemas import component_schemas, response_headers
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.queries import DEFAULT_LIMIT, MAX_LIMIT
@@ -402,6 +403,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "Chat", "description": "OpenAI's Chat Completions, stored."},
             {"name": "Models", "description": "OpenAI's models endpoints."},
+            openapi_export.TAG,
             {"name": "chatkeep", "description": "chatkeep's own routes; no key needed."},
         ],
         "security": [{SECURITY_SCHEME: []}],
@@ -409,6 +411,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/chat/completions": _chat_completions(),
             "/v1/chat/completions/{completion_id}": _chat_completion(),
             "/v1/chat/completions/{completion_id}/messages": _messages(),
+            "/v1/chatkeep/exports/chat_completions": openapi_export.export_operation(),
             **_models(),
             **_chatkeep_routes(),
         },

@@ -10,8 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatkeep.errors import NotFoundError
-from chatkeep.http import docs_page
+from chatkeep.http import docs_page, export_route
 from chatkeep.http.body import read_body
+from chatkeep.http.export_route import export_chat_completions
 from chatkeep.http.openapi import openapi_json
 from chatkeep.http.paths import path_param
 from chatkeep.http.responses import OpenAIJSONResponse
@@ -125,6 +126,7 @@ ROUTES = [
         list_chat_completion_messages,
         methods=["GET"],
     ),
+    Route(export_route.PATH, export_chat_completions, methods=["GET"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
