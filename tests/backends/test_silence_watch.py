@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import anyio
 import pytest
@@ -10,8 +12,14 @@ import pytest
 from chatkeep.backends.upstream_body import SilenceWatch, UpstreamSilent
 
 LIMIT = 5.0
+T = TypeVar("T")
 
 pytestmark = pytest.mark.anyio
+
+
+async def waited(watch: SilenceWatch, awaitable: Awaitable[T]) -> T:
+    with watch.deadline():
+        return await awaitable
 
 
 async def test_a_wait_past_its_deadline_is_silent_and_never_early() -> None:
@@ -19,7 +27,7 @@ async def test_a_wait_past_its_deadline_is_silent_and_never_early() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     with anyio.fail_after(LIMIT), pytest.raises(UpstreamSilent):
-        await watch.wait(asyncio.sleep(3))
+        await waited(watch, asyncio.sleep(3))
     assert loop.time() - started >= 0.2
     # The task is not left cancelled: it goes on awaiting as usual.
     await asyncio.sleep(0.01)
@@ -34,7 +42,7 @@ async def test_a_wait_that_ends_in_time_gives_its_value() -> None:
 
     for _ in range(3):  # longer, together, than one deadline: each wait has its own
         with anyio.fail_after(LIMIT):
-            assert await watch.wait(answer()) == "ok"
+            assert await waited(watch, answer()) == "ok"
 
 
 async def test_only_the_slow_waits_among_many_fire() -> None:
@@ -42,7 +50,7 @@ async def test_only_the_slow_waits_among_many_fire() -> None:
 
     async def one(seconds: float) -> str:
         try:
-            await watch.wait(asyncio.sleep(seconds))
+            await waited(watch, asyncio.sleep(seconds))
         except UpstreamSilent:
             return "silent"
         return "answered"
@@ -54,7 +62,7 @@ async def test_only_the_slow_waits_among_many_fire() -> None:
 
 async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
     watch = SilenceWatch(0.2)
-    task = asyncio.create_task(watch.wait(asyncio.sleep(3)))
+    task = asyncio.create_task(waited(watch, asyncio.sleep(3)))
     await asyncio.sleep(0.01)
     task.cancel()
     with anyio.fail_after(LIMIT), pytest.raises(asyncio.CancelledError):
@@ -65,7 +73,7 @@ async def test_an_outer_timeout_that_ends_first_is_the_outer_one() -> None:
     watch = SilenceWatch(2.0)
     with anyio.fail_after(LIMIT), pytest.raises(TimeoutError) as info:
         async with asyncio.timeout(0.05):
-            await watch.wait(asyncio.sleep(3))
+            await waited(watch, asyncio.sleep(3))
     assert not isinstance(info.value, UpstreamSilent)
 
 
@@ -76,4 +84,4 @@ async def test_an_error_of_the_awaited_passes_through() -> None:
         raise ConnectionResetError
 
     with pytest.raises(ConnectionResetError):
-        await watch.wait(broken())
+        await waited(watch, broken())

@@ -87,6 +87,7 @@ async def test_body_is_forwarded_intact_minus_store_and_metadata(
     assert "store" not in sent
     assert "metadata" not in sent
     assert upstream.headers[-1]["Authorization"] == "Bearer sk-upstream-secret"
+    assert upstream.headers[-1]["Content-Type"] == "application/json"
 
 
 async def test_store_and_metadata_forwarded_when_switched_on(

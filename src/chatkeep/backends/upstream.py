@@ -164,9 +164,11 @@ class UpstreamBackend:
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
         """Send the request; the answer must begin within `read_timeout`."""
-        with self._faults(started=False):
-            sent = session.post(self._url, data=data, allow_redirects=False)
-            return await self._silences.wait(sent)
+        with self._faults(started=False), self._silences.deadline():
+            # A payload made here skips aiohttp's lookup of a payload type per request; the
+            # session's Content-Type (JSON) stays the request's.
+            payload = aiohttp.BytesPayload(data)
+            return await session.post(self._url, data=payload, allow_redirects=False)
 
     def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
         return AnswerBody(response, watch=self._silences, limit=self.config.max_response_bytes)

@@ -7,12 +7,8 @@ aiohttp's `sock_read` timer or a timer per wait (why: below).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
 
 import aiohttp
-
-T = TypeVar("T")
 
 # Why not aiohttp's `sock_read`: that timer belongs to the connection, not to the request,
 # and aiohttp (3.14) can leave it armed on a connection back in the pool. A large answer
@@ -43,22 +39,46 @@ class AnswerTooLarge(Exception):
     """The upstream's answer passed `max_response_bytes`."""
 
 
-class _Wait:
-    __slots__ = ("deadline", "fired", "task")
+class Deadline:
+    """One wait's deadline in a `SilenceWatch`: a context manager around the wait.
 
-    def __init__(self, task: asyncio.Task[object], deadline: float) -> None:
+    A plain (not async) context manager, so that it adds no coroutine to the awaiting
+    chain, which every resumption of the wait would pass through.
+    """
+
+    __slots__ = ("_cancelling", "_watch", "deadline", "fired", "task")
+
+    def __init__(self, watch: SilenceWatch) -> None:
+        self._watch = watch
+
+    def __enter__(self) -> Deadline:
+        task = asyncio.current_task()
+        assert task is not None  # always inside a task
         self.task = task
-        self.deadline = deadline
+        self._cancelling = task.cancelling()
         self.fired = False
+        self.deadline = self._watch.add(self)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        self._watch.discard(self)
+        if self.fired:
+            left = self.task.uncancel()  # the cancel was ours: take it back in any case
+            ours = kind is not None and issubclass(kind, asyncio.CancelledError)
+            if ours and left <= self._cancelling:  # and no one else's is pending
+                raise UpstreamSilent from None
 
 
 class SilenceWatch:
     """The deadlines of one upstream's waits, `seconds` each, checked on one coarse tick.
 
-    A wait that outlives its deadline is cancelled and raises `UpstreamSilent`, as
-    `asyncio.timeout` would make it raise `TimeoutError`: a cancellation from elsewhere
-    stays a cancellation. A deadline fires up to one tick (an eighth of `seconds`, between
-    5 ms and 1 s) late. The tick runs only while some wait is in flight.
+    `with watch.deadline(): await ...`: a wait that outlives its deadline is cancelled and
+    raises `UpstreamSilent`, as `asyncio.timeout` would make it raise `TimeoutError`; a
+    cancellation from elsewhere stays a cancellation. A deadline fires up to one tick (an
+    eighth of `seconds`, between 5 ms and 1 s) late. The tick runs only while some wait is
+    in flight.
     """
 
     __slots__ = ("_handle", "_seconds", "_tick", "_waits")
@@ -66,27 +86,23 @@ class SilenceWatch:
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
         self._tick = min(max(seconds * _TICK_SHARE, _MIN_TICK), _MAX_TICK)
-        self._waits: set[_Wait] = set()
+        self._waits: set[Deadline] = set()
         self._handle: asyncio.TimerHandle | None = None
 
-    async def wait(self, awaitable: Awaitable[T]) -> T:
-        """What `awaitable` gives, or `UpstreamSilent` when that takes more than `seconds`."""
+    def deadline(self) -> Deadline:
+        """`with watch.deadline(): await ...`: the wait inside, timed."""
+        return Deadline(self)
+
+    def add(self, wait: Deadline) -> float:
+        """Start timing `wait`; its deadline."""
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None  # always inside a task
-        cancelling = task.cancelling()
-        wait = _Wait(task, loop.time() + self._seconds)
         self._waits.add(wait)
         if self._handle is None:
             self._handle = loop.call_later(self._tick, self._check, loop)
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if wait.fired and task.uncancel() <= cancelling:
-                raise UpstreamSilent from None
-            raise
-        finally:
-            self._waits.discard(wait)
+        return loop.time() + self._seconds
+
+    def discard(self, wait: Deadline) -> None:
+        self._waits.discard(wait)
 
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -134,13 +150,16 @@ class AnswerBody:
         # What has arrived already is taken without a deadline.
         data = self.read_now()
         if not data and not self._content.is_eof():
-            data = await self._watch.wait(self._content.readany())
+            with self._watch.deadline():
+                data = await self._content.readany()
             self._left -= len(data)
             if self._left < 0:
                 raise AnswerTooLarge
         return data
 
     async def read_all(self) -> bytes:
+        if self._content.is_eof():  # all of it has arrived (most small answers): one piece
+            return self.read_now()
         pieces: list[bytes] = []
         while data := await self.read():
             pieces.append(data)
