@@ -45,7 +45,7 @@ from chatkeep.store.schema import (
     record_columns,
     stored_object,
 )
-from chatkeep.store.sqlite_writer import WriteOp, Writer
+from chatkeep.store.sqlite_writer import WriteOp, Writer, WriteTurns
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -188,7 +188,11 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._writer is not None:
             raise RuntimeError("this store is already open")
-        self._writer = Writer(await asyncio.to_thread(self._open_writer), self._batch_size)
+        conn = await asyncio.to_thread(self._open_writer)
+        # Beside the database, like its -wal and -shm files: writers of several processes
+        # take turns on it (sqlite_writer.py).
+        turns = WriteTurns(f"{self._path}-writelock")
+        self._writer = Writer(conn, self._batch_size, turns)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
 
     async def close(self) -> None:

@@ -3,12 +3,21 @@
 It commits whatever has queued up in one transaction and only then resolves the waiting
 futures: one WAL append per batch instead of per write, and "acknowledged" always means
 "committed". A batch that fails on one item is redone with a savepoint per item.
+
+Several processes on one file (`chatkeep serve --workers`) each have such a thread. SQLite
+lets one write at a time and makes the others retry on a sleep that grows to 100 ms; a
+writer waiting there lost its turn to sleeping, and creates behind it waited up to 1.5 s
+(bench/workers.py). So writers take turns on an exclusive `flock` of a file beside the
+database first (`WriteTurns`), which the kernel hands to the next waiter the moment it is
+released; SQLite's own lock is then free whenever they ask.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -40,11 +49,33 @@ def _settle(items: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
             future.set_exception(value)
 
 
+class WriteTurns:
+    """An exclusive `flock` on `path`, held by one writing process at a time."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class Writer:
     """The one thread that writes: drains the queue and commits each batch at once."""
 
-    def __init__(self, conn: sqlite3.Connection, batch_size: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, batch_size: int, turns: WriteTurns | None = None
+    ) -> None:
         self._conn = conn
+        self._turns: contextlib.AbstractContextManager[object] = (
+            turns if turns is not None else contextlib.nullcontext()
+        )
+        self._closing = turns
         self._batch_size = batch_size
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.transactions = 0
@@ -83,12 +114,15 @@ class Writer:
                     break
             stopping = job is None
             if batch:
-                outcomes = self._commit_or_fail(batch)
-                if self._checkpoint:
-                    self._checkpoint = False
-                    self._truncate_wal()
+                with self._turns:
+                    outcomes = self._commit_or_fail(batch)
+                    if self._checkpoint:
+                        self._checkpoint = False
+                        self._truncate_wal()
                 self._deliver(batch, outcomes)
         self._conn.close()
+        if self._closing is not None:
+            self._closing.close()
 
     def _truncate_wal(self) -> None:
         # Readers' snapshots can hold it back; it then waits on them up to the busy timeout.

@@ -1,0 +1,62 @@
+"""Writers of several processes on one SQLite file take turns on a file lock beside it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_writer import WriteTurns
+from tests.store.test_store_contract import new_completion
+
+pytestmark = pytest.mark.anyio
+
+
+def _taken_elsewhere(path: Path) -> bool:
+    """Whether another process finds the lock held (a non-blocking try from a child)."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n    sys.exit(1)\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe, str(path)]).returncode == 1
+
+
+def test_a_turn_excludes_other_processes_until_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "db-writelock"
+    turns = WriteTurns(str(path))
+    try:
+        with turns:
+            assert _taken_elsewhere(path)
+        assert not _taken_elsewhere(path)
+    finally:
+        turns.close()
+
+
+async def test_two_stores_on_one_file_both_commit_every_write(tmp_path: Path) -> None:
+    database = tmp_path / "shared.db"
+    first, second = SQLiteStore(database), SQLiteStore(database)
+    await first.open()
+    await second.open()
+    try:
+        assert (tmp_path / "shared.db-writelock").exists()
+        created = [new_completion() for _ in range(40)]
+        for index, completion in enumerate(created):
+            await (first if index % 2 else second).insert(completion)
+        for completion in created:
+            assert await first.get(completion.project, completion.id) is not None
+    finally:
+        await first.close()
+        await second.close()
+    # Closed: the lock file's descriptor went with the writer.
+    fd = os.open(tmp_path / "shared.db-writelock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
