@@ -128,6 +128,9 @@ def test_filters_and_options(made: Made, http: httpx2.Client) -> None:
     assert ids(order="desc") == made.all()[::-1]
     assert ids(after=made.image) == made.all()[3:]
     assert ids(limit=2) == made.all()[:2]
+    created = export(http, format="jsonl", limit=1)[0]["created"]
+    assert ids(created_after=created - 1, created_before=created + 3600) == made.all()
+    assert ids(created_after=created + 3600) == []
     # Tool calls and cut answers did not stop by themselves.
     assert ids(finish_reason="stop") == [made.plain, made.two_choices, made.image,
                                          made.tool_turns, made.developer]  # fmt: skip
@@ -172,6 +175,8 @@ def test_sampling_is_deterministic_and_nested(client: openai.OpenAI, http: httpx
         ("format=jsonl&order=newest", "order", "invalid_value"),
         ("format=jsonl&after=nope", "after", "invalid_value"),
         ("format=jsonl&metadata=x", "metadata", "invalid_value"),
+        ("format=jsonl&created_after=soon", "created_after", "invalid_type"),
+        ("format=jsonl&created_before=-5", "created_before", "invalid_value"),
         ("format=jsonl&modle=gpt-4o", "modle", "unknown_parameter"),
         ("format=jsonl&search=cat", "search", "unknown_parameter"),
     ],
@@ -228,12 +233,13 @@ def test_the_document_describes_the_route(made: Made, http: httpx2.Client) -> No
     operation = openapi_document()["paths"][PATH]["get"]
     names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
     assert names == {"format", "model", "metadata", "order", "after", "finish_reason", "limit",
-                     "sample_rate", "seed"}  # fmt: skip
+                     "sample_rate", "seed", "created_after", "created_before"}  # fmt: skip
     assert "application/x-ndjson" in operation["responses"]["200"]["content"]
     assert {"400", "401", "503"} <= set(operation["responses"])
     # Every parameter the document names is one the route takes (none is a 400).
     response = http.get(PATH, params={
         "format": "jsonl", "model": "gpt-4o", "metadata[env]": "prod", "order": "desc",
         "after": made.cut, "finish_reason": "stop", "limit": 5, "sample_rate": 0.5, "seed": 1,
+        "created_after": 0, "created_before": 10**11,
     })  # fmt: skip
     assert response.status_code == 200, response.text

@@ -121,3 +121,39 @@ async def test_async_paging(async_client: openai.AsyncOpenAI) -> None:
         created.append(c.id)
     seen = [c.id async for c in async_client.chat.completions.list(limit=10, order="desc")]
     assert seen == created[::-1]
+
+
+def test_created_range_through_the_official_client(client: openai.OpenAI) -> None:
+    """chatkeep's `created_after` / `created_before` extensions, via `extra_query`."""
+    ids = _store_many(client, 3)
+    created = client.chat.completions.retrieve(ids[0]).created
+
+    def listed(**query: int) -> list[str]:
+        page = client.chat.completions.list(limit=100, extra_query=query)
+        return [c.id for c in page.data]
+
+    assert listed(created_after=created - 1, created_before=created + 60) == ids
+    assert listed(created_after=created + 60) == []
+    assert listed(created_before=created) == []
+    assert listed(created_after=0) == ids
+
+
+@pytest.mark.parametrize(
+    ("query", "param", "code"),
+    [
+        ({"created_after": "yesterday"}, "created_after", "invalid_type"),
+        ({"created_after": "1.5"}, "created_after", "invalid_type"),
+        ({"created_after": ""}, "created_after", "invalid_type"),
+        ({"created_before": "-1"}, "created_before", "invalid_value"),
+        ({"created_before": str(10**11 + 1)}, "created_before", "invalid_value"),
+        ({"created_before": "9" * 400}, "created_before", "invalid_value"),
+    ],
+)
+def test_bad_created_bounds_are_400s_naming_the_parameter(
+    client: openai.OpenAI, query: dict[str, str], param: str, code: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.list(extra_query=query)
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")

@@ -110,7 +110,15 @@ def test_the_api_routes_need_a_key_and_chatkeeps_own_do_not(document: dict[str, 
 def test_the_list_filters_are_described(document: dict[str, Any]) -> None:
     listing = document["paths"]["/v1/chat/completions"]["get"]
     params = {p.get("name") or p["$ref"].rsplit("/", 1)[1]: p for p in listing["parameters"]}
-    assert set(params) == {"model", "metadata", "after", "limit", "order"}
+    assert set(params) == {
+        "model",
+        "metadata",
+        "after",
+        "limit",
+        "order",
+        "created_after",
+        "created_before",
+    }
     assert (params["metadata"]["style"], params["metadata"]["explode"]) == ("deepObject", True)
     limit = document["components"]["parameters"]["limit"]["schema"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 20)

@@ -70,10 +70,14 @@ def test_options_reach_the_export(made: Made, database_url: str, base_url: str) 
     sampled = ids("--sample-rate", "0.5", "--seed", "3")
     assert set(sampled) <= set(made.all())
     assert sampled == ids("--sample-rate", "0.5", "--seed", "3")
+    assert ids("--since", "1d", "--until", "2999-01-01") == made.all()
+    assert ids("--since", "2999-01-01") == [] and ids("--until", "2000-01-01") == []
     # The same options through a server.
     code, out, _ = export("-f", "jsonl", "--url", base_url, "--metadata", "env=prod")
     assert code == 0
     assert [json.loads(line)["id"] for line in out.splitlines()] == [made.plain, made.cut]
+    code, out, _ = export("-f", "jsonl", "--url", base_url, "--since", "2999-01-01")
+    assert code == 0 and out == ""
 
 
 def test_writes_a_file_whole_and_no_progress_off_a_terminal(
@@ -122,6 +126,7 @@ def test_progress_shows_rows_and_rate_on_a_terminal_only() -> None:
         (["-f", "jsonl", "--seed", "99999999999999999999"], "64-bit integer"),
         (["-f", "jsonl", "--order", "newest"], "'newest' is not one of"),
         (["-f", "jsonl", "--after", "nope"], "not a completion id"),
+        (["-f", "jsonl", "--until", "soon"], "Invalid value for --until: 'soon'"),
         (["-f", "jsonl", "--metadata", "env"], "expected KEY=VALUE"),
         (["-f", "jsonl", "--search", "cat"], "No such option '--search'"),
         (["-f", "jsonl", "--url", "ftp://x"], "must start with http://"),

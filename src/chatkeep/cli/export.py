@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import click
 
+from chatkeep.cli.logs import created_after, created_before, parse_since
 from chatkeep.cli.source import (
     SourceFlags,
     parse_metadata,
@@ -95,6 +96,8 @@ class Progress:
 @click.option("--metadata", multiple=True, help="KEY=VALUE that completions must have; repeat.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--after", default=None, help="Start strictly after this completion id.")
+@click.option("--since", default=None, help="Only those created then or later: 2026-01-31, 7d, ...")
+@click.option("--until", default=None, help="Only those created before then (as --since).")
 @click.option(
     "--only-stop", is_flag=True, help="Leave out answers whose finish_reason is not stop."
 )
@@ -120,6 +123,8 @@ def export(
     metadata: tuple[str, ...],
     order: str,
     after: str | None,
+    since: str | None,
+    until: str | None,
     only_stop: bool,
     limit: int | None,
     sample_rate: float,
@@ -137,6 +142,8 @@ def export(
             after=after,
             model=model,
             metadata=parse_metadata(metadata),
+            created_after=created_after(parse_since(since) if since else None),
+            created_before=created_before(parse_since(until, option="--until") if until else None),
         ),
         only_stop=only_stop,
         limit=limit,

@@ -7,6 +7,7 @@ first one older than `--since` (ids, and so the walk, follow creation order).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from contextlib import aclosing
@@ -24,7 +25,17 @@ _AGO = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_since(text: str, now: float | None = None) -> float:
+def created_after(since: float | None) -> int | None:
+    """The `created_after` bound (whole seconds, exclusive) of "created at `since` or later"."""
+    return None if since is None else max(math.ceil(since) - 1, 0)
+
+
+def created_before(until: float | None) -> int | None:
+    """The `created_before` bound (whole seconds, exclusive) of "created before `until`"."""
+    return None if until is None else max(math.ceil(until), 0)
+
+
+def parse_since(text: str, now: float | None = None, option: str = "--since") -> float:
     """A point in time, as Unix seconds: an ISO date or date-time (UTC unless it says
     otherwise), or a span back from now (`90s`, `30m`, `12h`, `7d`, `2w`)."""
     ago = _AGO.match(text.strip())
@@ -37,7 +48,7 @@ def parse_since(text: str, now: float | None = None) -> float:
         raise click.BadParameter(
             f"{text!r} is neither a date (2026-01-31, 2026-01-31T09:30) nor a span back "
             "from now (30m, 12h, 7d)",
-            param_hint="--since",
+            param_hint=option,
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -78,8 +89,14 @@ def logs(
     source = source_flags(flags)
     # A page as long as the listing (a short listing reads no more than it shows).
     page = min(count, PAGE_SIZE) if count else PAGE_SIZE
-    query = ListQuery(page, order="desc", model=model, metadata=parse_metadata(metadata))
     oldest = parse_since(since) if since is not None else None
+    query = ListQuery(
+        page,
+        order="desc",
+        model=model,
+        metadata=parse_metadata(metadata),
+        created_after=created_after(oldest),
+    )
 
     async def work(found: CompletionSource) -> int:
         shown = 0

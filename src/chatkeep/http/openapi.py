@@ -180,6 +180,7 @@ def _chat_completions() -> dict[str, Any]:
                     "A completion id (`chatcmpl-...`): the page starts strictly after it in "
                     "the requested order, whether or not it still exists."
                 ),
+                *openapi_export.created_range(),
                 *_PAGE,
             ],
             "responses": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chatkeep.export.options import FORMATS
+from chatkeep.protocol.queries import MAX_CREATED
 
 TAG = {
     "name": "Export",
@@ -20,6 +21,25 @@ def _ref(kind: str, name: str) -> dict[str, str]:
 
 def _query(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": description, "schema": schema, **extra}
+
+
+def created_range() -> list[dict[str, Any]]:
+    """chatkeep's `created_after` / `created_before` list extensions (list and export)."""
+    seconds = {"type": "integer", "minimum": 0, "maximum": MAX_CREATED}
+    return [
+        _query(
+            "created_after",
+            "chatkeep's extension: only completions created strictly after this time "
+            "(Unix seconds).",
+            seconds,
+        ),
+        _query(
+            "created_before",
+            "chatkeep's extension: only completions created strictly before this time "
+            "(Unix seconds).",
+            seconds,
+        ),
+    ]
 
 
 def export_operation() -> dict[str, Any]:
@@ -41,6 +61,7 @@ def export_operation() -> dict[str, Any]:
         ),
         _ref("parameters", "order"),
         _query("after", "A completion id: start strictly after it, in `order`.", _STRING),
+        *created_range(),
         _query(
             "finish_reason",
             "`stop`: leave out answers that did not stop by themselves (length, tool "

@@ -29,6 +29,10 @@ class ListQuery:
     after: str | None = None
     model: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # chatkeep's extensions: only completions created strictly after / before these Unix
+    # seconds.
+    created_after: int | None = None
+    created_before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,31 @@ def parse_order(raw: str) -> Order:
     )
 
 
+# The latest time a bound may name (the year 5138); ids hold milliseconds in 48 bits.
+MAX_CREATED = 10**11
+
+
+def parse_created(name: str, raw: str) -> int:
+    """A `created_after` / `created_before` bound: Unix seconds, a non-negative integer."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid type for '{name}': expected an integer (Unix seconds), but got "
+            f"'{raw}' instead.",
+            param=name,
+            code="invalid_type",
+        ) from None
+    if not 0 <= value <= MAX_CREATED:
+        raise InvalidRequestError(
+            f"Invalid '{name}': expected Unix seconds from 0 to {MAX_CREATED}, but got "
+            f"{value} instead.",
+            param=name,
+            code="invalid_value",
+        )
+    return value
+
+
 def _invalid_after(raw: str, expected: str) -> InvalidRequestError:
     return InvalidRequestError(
         f"Invalid 'after': expected {expected}, but got '{raw}' instead.",
@@ -110,8 +139,19 @@ def parse_list_query(params: Iterable[tuple[str, str]]) -> ListQuery:
                     code="invalid_value",
                 )
             metadata[key[len(METADATA_PREFIX) : -1]] = value
+    created = {
+        name: parse_created(name, query[name])
+        for name in ("created_after", "created_before")
+        if name in query
+    }
     return ListQuery(
-        limit=limit, order=order, after=after, model=query.get("model"), metadata=metadata
+        limit=limit,
+        order=order,
+        after=after,
+        model=query.get("model"),
+        metadata=metadata,
+        created_after=created.get("created_after"),
+        created_before=created.get("created_before"),
     )
 
 

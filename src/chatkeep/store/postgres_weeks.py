@@ -37,7 +37,7 @@ import asyncpg  # type: ignore[import-untyped]
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.postgres_faults import Connection
-from chatkeep.store.queries import Tables, list_sql, reach_sql, sparsest_first
+from chatkeep.store.queries import Tables, id_bounds, list_sql, reach_sql, sparsest_first
 
 # A week's partitions were dropped (or never made) since the statement was written.
 MISSING = asyncpg.UndefinedTableError
@@ -94,12 +94,18 @@ class ServedWeeks:
 
 
 def walked(weeks: Sequence[date], query: ListQuery) -> list[date]:
-    """The weeks a page visits, in its order: from the cursor's week (all with none)."""
-    if query.order == "asc":
-        start = partitions.week_of(query.after) if query.after is not None else date.min
-        return [week for week in weeks if week >= start]
-    end = partitions.week_of(query.after) if query.after is not None else date.max
-    return [week for week in reversed(weeks) if week <= end]
+    """The weeks a page visits, in its order: from the cursor's week (all with none), and
+    only those its creation-time range reaches."""
+    low, high = id_bounds(query)
+    first = partitions.week_of(low) if low is not None else date.min
+    last = partitions.week_of(high) if high is not None else date.max
+    if query.after is not None:
+        if query.order == "asc":
+            first = max(first, partitions.week_of(query.after))
+        else:
+            last = min(last, partitions.week_of(query.after))
+    inside = [week for week in weeks if first <= week <= last]
+    return inside if query.order == "asc" else inside[::-1]
 
 
 async def list_page(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chatkeep.ids import completion_id_floor
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.schema import Engine
 
@@ -118,6 +119,11 @@ def list_sql(
         where.append(f"c.model = {param(query.model)}")
     if query.after is not None:
         where.append(f"{order_column} {compare} {param(query.after)}")
+    low, high = id_bounds(query)
+    if low is not None:
+        where.append(f"{order_column} >= {param(low)}")
+    if high is not None:
+        where.append(f"{order_column} < {param(high)}")
     # Records older than the oldest content (retention dropped theirs) are never served:
     # the walk starts, or stops, there instead of passing over every one of them.
     where.append(
@@ -138,6 +144,18 @@ def list_sql(
         f"ORDER BY {order_column} {direction} LIMIT {int(query.limit) + 1}"
     )
     return sql, params
+
+
+def id_bounds(query: ListQuery) -> tuple[str | None, str | None]:
+    """The ids of a page's creation-time range: the lowest it may hold and the one above
+    it. Ids begin with their minting time in milliseconds, so "created after T" (whole
+    seconds) is "id at or above the floor of T + 1 s", and "before T" is "below T's"."""
+    low = high = None
+    if query.created_after is not None:
+        low = completion_id_floor((query.created_after + 1) * 1000)
+    if query.created_before is not None:
+        high = completion_id_floor(query.created_before * 1000)
+    return low, high
 
 
 # How many of a pair's index entries `reach_sql` looks at to tell sparse pairs from dense.
@@ -161,6 +179,11 @@ def reach_sql(project: str, query: ListQuery, t: Tables = PLAIN) -> tuple[str, l
     scope = f"project = {param(project)}"
     if query.after is not None:
         scope += f" AND completion_id {compare} {param(query.after)}"
+    low, high = id_bounds(query)
+    if low is not None:
+        scope += f" AND completion_id >= {param(low)}"
+    if high is not None:
+        scope += f" AND completion_id < {param(high)}"
     reaches = [
         f"(SELECT completion_id FROM {t.metadata} WHERE {scope} "
         f"AND key = {param(key)} AND value = {param(value)} "
