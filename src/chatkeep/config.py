@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`text` (one `key=value` line per record) or `json` (one JSON object per record, "
+            "its fields named: docs/observability.md)."
+        ),
+    )
     access_log: bool = Field(
         default=False,
         description=(

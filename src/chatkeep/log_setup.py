@@ -1,16 +1,29 @@
-"""How `chatkeep serve` logs: one text line per record on stderr, made cheaply.
+"""How `chatkeep serve` logs: one line per record on stderr, text or JSON, made cheaply.
 
 Every relayed completion writes one INFO line, so its cost is on the hot path. Two of the
 logging module's documented optimisations apply (the logging HOWTO, "Optimization"):
 records do not look up the calling frame, thread or process, which no line shows. And the
 time stamp, whose `strftime` was the larger part of formatting a line, is made once per
 second and reused with the milliseconds appended.
+
+`--log-format json` writes each record as one JSON object: `time` (UTC, RFC 3339 with
+milliseconds), `level`, `logger`, `message`, and for the lines `log_lines` names, each
+argument under its name (`completion_id`, `project`, `prompt_tokens`...); a traceback goes
+under `exception`. No line carries a key or message content in either format.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from chatkeep.log_lines import FIELDS
+
+LogFormat = Literal["text", "json"]
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -32,12 +45,30 @@ class LineFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
 
-def configure_logging(level: str) -> None:
-    """Log records at `level` and above to stderr, one `LINE_FORMAT` line each."""
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record (see the module's docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        names = FIELDS.get(record.msg) if isinstance(record.msg, str) else None
+        if names is not None and isinstance(record.args, tuple):
+            line.update(zip(names, record.args, strict=False))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Log records at `level` and above to stderr, one line each, in `log_format`."""
     logging._srcfile = None  # no caller lookup per record
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler()
-    handler.setFormatter(LineFormatter())
+    handler.setFormatter(JsonLineFormatter() if log_format == "json" else LineFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler])

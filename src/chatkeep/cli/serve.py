@@ -46,6 +46,12 @@ logger = logging.getLogger("chatkeep")
     help="Logging level [CHATKEEP_LOG_LEVEL; info].",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or as JSON objects [CHATKEEP_LOG_FORMAT; text].",
+)
+@click.option(
     "--workers",
     type=int,
     default=None,
@@ -64,6 +70,7 @@ def serve(
     database_url: str | None,
     config: Path | None,
     log_level: str | None,
+    log_format: str | None,
     workers: int | None,
     insecure_no_auth: bool | None,
 ) -> None:
@@ -74,10 +81,11 @@ def serve(
         database_url=database_url,
         config=config,
         log_level=log_level,
+        log_format=log_format,
         workers=workers,
         insecure_no_auth=insecure_no_auth,
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_schema_before_serving(settings)
     refuse_exposed_without_keys(settings)
     try:
@@ -112,6 +120,8 @@ def _run(app: Starlette, settings: Settings, listener: socket.socket) -> None:
     server = uvicorn.Config(
         app,
         log_level=settings.log_level,
+        # With JSON logs uvicorn's own records go through chatkeep's handler too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         loop="uvloop",
         # httptools with chatkeep's limits, timeouts and JSON refusals (http/connection.py);

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatkeep.http.channel import UNEXPECTED, ResponseChannel
 from chatkeep.ids import CompletionIdGenerator
+from chatkeep.log_lines import ACCESS_LINE
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("chatkeep.access")
@@ -76,7 +77,7 @@ def _log_access(scope: Scope, request_id: str, status: int, started: float) -> N
     raw = scope.get("raw_path") or scope["path"].encode()
     path = raw.partition(b"?")[0].decode("ascii", "backslashreplace")
     access_logger.info(
-        "request id=%s project=%s method=%s path=%s status=%d duration_ms=%.1f",
+        ACCESS_LINE,
         request_id,
         scope["state"].get("project", "-"),
         scope["method"],

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.lifecycle.policy import DEFAULT_POLICY, ProjectPolicy
+from chatkeep.log_lines import COMPLETION_LINE
 from chatkeep.protocol.requests import ParsedCreateRequest
 from chatkeep.protocol.responses import (
     ChatCompletion,
@@ -267,8 +268,7 @@ def _log_completion(
     started: float,
 ) -> None:
     logger.info(
-        "completion id=%s request_id=%s project=%s model=%s backend=%s stream=%s status=ok "
-        "prompt_tokens=%s completion_tokens=%s duration_ms=%.1f",
+        COMPLETION_LINE,
         completion_id,
         context.request_id,
         context.project,
