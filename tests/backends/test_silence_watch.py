@@ -85,3 +85,19 @@ async def test_an_error_of_the_awaited_passes_through() -> None:
 
     with pytest.raises(ConnectionResetError):
         await waited(watch, broken())
+
+
+def test_a_watch_outlives_an_event_loop_that_ended_with_waits_in_flight() -> None:
+    watch = SilenceWatch(0.2)
+
+    async def abandoned() -> None:
+        task = asyncio.create_task(waited(watch, asyncio.sleep(30)))
+        await asyncio.sleep(0.01)  # the loop ends with the wait (and its tick) in flight
+        del task
+
+    async def timed() -> None:
+        with pytest.raises(UpstreamSilent):
+            await asyncio.wait_for(waited(watch, asyncio.sleep(30)), LIMIT)
+
+    asyncio.run(abandoned())
+    asyncio.run(timed())

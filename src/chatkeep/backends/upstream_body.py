@@ -81,13 +81,14 @@ class SilenceWatch:
     in flight.
     """
 
-    __slots__ = ("_handle", "_seconds", "_tick", "_waits")
+    __slots__ = ("_handle", "_loop", "_seconds", "_tick", "_waits")
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
         self._tick = min(max(seconds * _TICK_SHARE, _MIN_TICK), _MAX_TICK)
         self._waits: set[Deadline] = set()
         self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def deadline(self) -> Deadline:
         """`with watch.deadline(): await ...`: the wait inside, timed."""
@@ -97,7 +98,10 @@ class SilenceWatch:
         """Start timing `wait`; its deadline."""
         loop = asyncio.get_running_loop()
         self._waits.add(wait)
-        if self._handle is None:
+        # A tick of another loop (one that ended with waits in flight) never comes back.
+        if self._handle is None or self._loop is not loop:
+            self._waits = {w for w in self._waits if w.task.get_loop() is loop}
+            self._loop = loop
             self._handle = loop.call_later(self._tick, self._check, loop)
         return loop.time() + self._seconds
 
