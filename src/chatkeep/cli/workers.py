@@ -83,6 +83,9 @@ class Supervisor:
                 logging.shutdown()
                 os._exit(code)
         self._slots[pid] = (slot, time.monotonic())
+        if self._stopping:  # asked to stop between the fork and here: this one too
+            os.kill(pid, signal.SIGTERM)
+            return
         logger.info("worker %d started (pid %d)", slot, pid)
 
     def _died(self, slot: int, started: float, status: int) -> bool:
