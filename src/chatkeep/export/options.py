@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chatkeep.errors import InvalidRequestError
-from chatkeep.protocol.queries import METADATA_PREFIX, ListQuery, parse_list_query
+from chatkeep.protocol.queries import METADATA_PREFIX, ListQuery, parse_limit, parse_list_query
 
 ExportFormat = Literal["openai-finetune", "openai-evals", "jsonl"]
 FORMATS: tuple[ExportFormat, ...] = ("openai-finetune", "openai-evals", "jsonl")
@@ -56,22 +56,8 @@ def check_format(raw: str) -> ExportFormat:
 
 
 def check_limit(raw: str) -> int:
-    try:
-        limit = int(raw.strip())
-    except ValueError:
-        raise InvalidRequestError(
-            f"Invalid type for 'limit': expected an integer, but got '{raw}' instead.",
-            param="limit",
-            code="invalid_type",
-        ) from None
-    if limit < 1:
-        raise InvalidRequestError(
-            "Invalid 'limit': integer below minimum value. "
-            f"Expected a value >= 1, but got {limit} instead.",
-            param="limit",
-            code="integer_below_min_value",
-        )
-    return limit
+    """An export's `limit`: lines, from 1, with no maximum (a page's is 100)."""
+    return parse_limit(raw, maximum=None)
 
 
 def check_sample_rate(raw: str) -> float:

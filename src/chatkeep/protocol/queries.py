@@ -44,7 +44,8 @@ class MessagesQuery:
     after: int | None = None
 
 
-def parse_limit(raw: str) -> int:
+def parse_limit(raw: str, maximum: int | None = MAX_LIMIT) -> int:
+    """A page's (or, with no `maximum`, an export's) `limit`: an integer from 1."""
     try:
         limit = int(raw.strip())
     except ValueError:
@@ -60,10 +61,10 @@ def parse_limit(raw: str) -> int:
             param="limit",
             code="integer_below_min_value",
         )
-    if limit > MAX_LIMIT:
+    if maximum is not None and limit > maximum:
         raise InvalidRequestError(
             "Invalid 'limit': integer above maximum value. "
-            f"Expected a value <= {MAX_LIMIT}, but got {limit} instead.",
+            f"Expected a value <= {maximum}, but got {limit} instead.",
             param="limit",
             code="integer_above_max_value",
         )
