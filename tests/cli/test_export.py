@@ -127,6 +127,7 @@ def test_progress_shows_rows_and_rate_on_a_terminal_only() -> None:
         (["-f", "jsonl", "--order", "newest"], "'newest' is not one of"),
         (["-f", "jsonl", "--after", "nope"], "not a completion id"),
         (["-f", "jsonl", "--until", "soon"], "Invalid value for --until: 'soon'"),
+        (["-f", "jsonl", "--until", "9999-01-01"], "too far ahead"),
         (["-f", "jsonl", "--metadata", "env"], "expected KEY=VALUE"),
         (["-f", "jsonl", "--search", "cat"], "No such option '--search'"),
         (["-f", "jsonl", "--url", "ftp://x"], "must start with http://"),

@@ -30,7 +30,8 @@ def _taken_elsewhere(path: Path) -> bool:
 
 def test_a_turn_excludes_other_processes_until_it_ends(tmp_path: Path) -> None:
     path = tmp_path / "db-writelock"
-    turns = WriteTurns(str(path))
+    turns = WriteTurns.open(str(path), str(tmp_path / "db"))
+    assert turns is not None
     try:
         with turns:
             assert _taken_elsewhere(path)
@@ -60,3 +61,34 @@ async def test_two_stores_on_one_file_both_commit_every_write(tmp_path: Path) ->
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(fd)
+
+
+async def test_a_lock_file_that_cannot_be_opened_leaves_writes_working(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "alone.db"
+    # A dangling link: the lock file can be neither made nor opened.
+    (tmp_path / "alone.db-writelock").symlink_to(tmp_path / "missing" / "lock")
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        completion = new_completion()
+        await store.insert(completion)
+        assert await store.get(completion.project, completion.id) is not None
+    finally:
+        await store.close()
+    assert "SQLite writers will not take turns" in caplog.text
+
+
+def test_the_lock_file_takes_the_database_files_permissions(tmp_path: Path) -> None:
+    database = tmp_path / "shared.db"
+    database.touch()
+    database.chmod(0o664)
+    old = os.umask(0o002)
+    try:
+        turns = WriteTurns.open(f"{database}-writelock", str(database))
+    finally:
+        os.umask(old)
+    assert turns is not None
+    turns.close()
+    assert (Path(f"{database}-writelock").stat().st_mode & 0o777) == 0o664

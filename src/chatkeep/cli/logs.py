@@ -19,7 +19,7 @@ import click
 from chatkeep.cli.source import parse_metadata, run_on_source, source_flags, source_options
 from chatkeep.cli.transcript import as_json, summary, transcript
 from chatkeep.export.source import PAGE_SIZE, CompletionSource, Conversation
-from chatkeep.protocol.queries import ListQuery
+from chatkeep.protocol.queries import MAX_CREATED, ListQuery
 
 _AGO = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -52,6 +52,8 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if moment.timestamp() > MAX_CREATED:  # what the list's bounds take (the year 5138)
+        raise click.BadParameter(f"{text!r} is too far ahead", param_hint=option)
     return moment.timestamp()
 
 

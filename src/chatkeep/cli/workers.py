@@ -23,6 +23,7 @@ import signal
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import NoReturn
 
 logger = logging.getLogger("chatkeep")
 
@@ -31,6 +32,7 @@ logger = logging.getLogger("chatkeep")
 QUICK_DEATH_SECONDS = 5.0
 MAX_QUICK_DEATHS = 3
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Supervisor:
@@ -45,7 +47,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Start the workers and supervise them; the exit status once all have ended."""
-        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._stop) for sig in _STOP_SIGNALS}
         failed = False
         try:
             for slot in range(self._count):
@@ -67,26 +69,39 @@ class Supervisor:
         return 1 if failed else 0
 
     def _start(self, slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.setpgid(0, 0)
-            _end_with_parent()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_DFL)  # until uvicorn installs its own
-            code = 0
-            try:
-                self._work(slot)
-            except BaseException:  # a worker must never return into the parent's loop
-                logger.exception("worker %d failed", slot)
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self._slots[pid] = (slot, time.monotonic())
-        if self._stopping:  # asked to stop between the fork and here: this one too
-            os.kill(pid, signal.SIGTERM)
+        # Signals wait until both sides are ready for them: the worker, until it has its
+        # own handlers (it would run the parent's `_stop` instead); the parent, until the
+        # worker is in `_slots`, where a stop reaches it.
+        parent = os.getpid()
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker
+                self._become_worker(slot, parent)
+            self._slots[pid] = (slot, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        if self._stopping:  # asked to stop meanwhile: this one too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
             return
         logger.info("worker %d started (pid %d)", slot, pid)
+
+    def _become_worker(self, slot: int, parent: int) -> NoReturn:
+        code = 0
+        try:
+            os.setpgid(0, 0)
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)  # until uvicorn installs its own
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            _end_with_parent(parent)
+            self._work(slot)
+        except BaseException:  # a worker must never return into the parent's loop
+            logger.exception("worker %d failed", slot)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
 
     def _died(self, slot: int, started: float, status: int) -> bool:
         """Log an unexpected death; True once workers keep dying at start (then stop)."""
@@ -119,7 +134,7 @@ class Supervisor:
                 os.kill(pid, signal.SIGTERM)
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(parent: int) -> None:
     """On Linux, have the kernel send this worker SIGTERM when the parent dies (even by
     SIGKILL), so that no orphaned worker keeps serving the port; elsewhere, nothing."""
     try:
@@ -127,5 +142,5 @@ def _end_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)

@@ -191,7 +191,7 @@ class SQLiteStore:
         conn = await asyncio.to_thread(self._open_writer)
         # Beside the database, like its -wal and -shm files: writers of several processes
         # take turns on it (sqlite_writer.py).
-        turns = WriteTurns(f"{self._path}-writelock")
+        turns = WriteTurns.open(f"{self._path}-writelock", self._path)
         self._writer = Writer(conn, self._batch_size, turns)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
 

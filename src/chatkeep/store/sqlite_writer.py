@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatkeep.errors import StoreUnavailableError
+
+logger = logging.getLogger(__name__)
 
 WriteOp = Callable[[sqlite3.Connection], Any]
 # (succeeded, result or exception) for one queued write.
@@ -50,16 +53,51 @@ def _settle(items: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
 
 
 class WriteTurns:
-    """An exclusive `flock` on `path`, held by one writing process at a time."""
+    """An exclusive `flock` on a file, held by one writing process at a time.
 
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    Only an optimisation: SQLite's own lock keeps writes correct without it. So it never
+    fails a write: a lock file that cannot be opened (see `open`) means no turns, and a
+    `flock` that fails (a file system without locks) is skipped for that batch.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._held = False
+
+    @classmethod
+    def open(cls, path: str, database: str) -> WriteTurns | None:
+        """Turns on `path`, made with the database's permissions when missing; None (and
+        a warning) when it cannot be opened. Read access is enough to take a `flock`."""
+        try:
+            mode = os.stat(database).st_mode & 0o666
+        except OSError:
+            mode = 0o644
+        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+            try:
+                return cls(os.open(path, flags | os.O_CLOEXEC, mode))
+            except OSError as exc:
+                failure = exc
+        logger.warning(
+            "SQLite writers will not take turns (cannot open %s: %s); writes stay correct, "
+            "but several processes writing at once wait longer",
+            path,
+            failure.strerror,
+        )
+        return None
 
     def __enter__(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError:
+            self._held = False
+        else:
+            self._held = True
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._held:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._held = False
 
     def close(self) -> None:
         os.close(self._fd)
