@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chatkeep.errors import InvalidRequestError
-from chatkeep.protocol.queries import METADATA_PREFIX, ListQuery, parse_limit, parse_list_query
+from chatkeep.protocol.queries import (
+    METADATA_PREFIX,
+    ListQuery,
+    parse_int,
+    parse_limit,
+    parse_list_query,
+)
 
 ExportFormat = Literal["openai-finetune", "openai-evals", "jsonl"]
 FORMATS: tuple[ExportFormat, ...] = ("openai-finetune", "openai-evals", "jsonl")
@@ -89,14 +95,7 @@ def check_sample_rate(raw: str) -> float:
 
 
 def check_seed(raw: str) -> int:
-    try:
-        seed = int(raw.strip())
-    except ValueError:
-        raise InvalidRequestError(
-            f"Invalid type for 'seed': expected an integer, but got '{raw}' instead.",
-            param="seed",
-            code="invalid_type",
-        ) from None
+    seed = parse_int("seed", raw)
     low, high = _SEED_RANGE
     if not low <= seed <= high:
         raise InvalidRequestError(

@@ -44,16 +44,21 @@ class MessagesQuery:
     after: int | None = None
 
 
-def parse_limit(raw: str, maximum: int | None = MAX_LIMIT) -> int:
-    """A page's (or, with no `maximum`, an export's) `limit`: an integer from 1."""
+def parse_int(name: str, raw: str, expected: str = "an integer") -> int:
+    """The integer a query parameter holds, or a 400 `invalid_type` naming it."""
     try:
-        limit = int(raw.strip())
+        return int(raw.strip())
     except ValueError:
         raise InvalidRequestError(
-            f"Invalid type for 'limit': expected an integer, but got '{raw}' instead.",
-            param="limit",
+            f"Invalid type for '{name}': expected {expected}, but got '{raw}' instead.",
+            param=name,
             code="invalid_type",
         ) from None
+
+
+def parse_limit(raw: str, maximum: int | None = MAX_LIMIT) -> int:
+    """A page's (or, with no `maximum`, an export's) `limit`: an integer from 1."""
+    limit = parse_int("limit", raw)
     if limit < 1:
         raise InvalidRequestError(
             "Invalid 'limit': integer below minimum value. "
@@ -89,15 +94,7 @@ MAX_CREATED = 10**11
 
 def parse_created(name: str, raw: str) -> int:
     """A `created_after` / `created_before` bound: Unix seconds, a non-negative integer."""
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise InvalidRequestError(
-            f"Invalid type for '{name}': expected an integer (Unix seconds), but got "
-            f"'{raw}' instead.",
-            param=name,
-            code="invalid_type",
-        ) from None
+    value = parse_int(name, raw, "an integer (Unix seconds)")
     if not 0 <= value <= MAX_CREATED:
         raise InvalidRequestError(
             f"Invalid '{name}': expected Unix seconds from 0 to {MAX_CREATED}, but got "
