@@ -150,7 +150,7 @@ def export(
         sample_rate=sample_rate,
         seed=seed,
     )
-    progress = Progress(click.get_text_stream("stderr"))
+    progress = Progress(sys.stderr)
     if output is None:
         _to_stdout(source, options, progress)
     else:
@@ -183,7 +183,7 @@ def _write_all(
 
 
 def _to_stdout(source: SourceFlags, options: ExportOptions, progress: Progress) -> None:
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     try:
         run_on_source(source, _write_all(out, options, progress, "stdout"))
     except _ReaderLeft:
