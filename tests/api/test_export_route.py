@@ -178,7 +178,7 @@ def test_sampling_is_deterministic_and_nested(client: openai.OpenAI, http: httpx
         ("format=jsonl&created_after=soon", "created_after", "invalid_type"),
         ("format=jsonl&created_before=-5", "created_before", "invalid_value"),
         ("format=jsonl&modle=gpt-4o", "modle", "unknown_parameter"),
-        ("format=jsonl&search=cat", "search", "unknown_parameter"),
+        ("format=jsonl&search=%22cat", "search", "invalid_value"),
     ],
 )
 def test_bad_inputs_are_400s_naming_the_parameter(

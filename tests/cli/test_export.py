@@ -72,12 +72,16 @@ def test_options_reach_the_export(made: Made, database_url: str, base_url: str) 
     assert sampled == ids("--sample-rate", "0.5", "--seed", "3")
     assert ids("--since", "1d", "--until", "2999-01-01") == made.all()
     assert ids("--since", "2999-01-01") == [] and ids("--until", "2000-01-01") == []
+    assert ids("--search", "hello") == [made.plain] and ids("-q", '"many words"') == [made.cut]
     # The same options through a server.
     code, out, _ = export("-f", "jsonl", "--url", base_url, "--metadata", "env=prod")
     assert code == 0
     assert [json.loads(line)["id"] for line in out.splitlines()] == [made.plain, made.cut]
     code, out, _ = export("-f", "jsonl", "--url", base_url, "--since", "2999-01-01")
     assert code == 0 and out == ""
+    code, out, _ = export("-f", "jsonl", "--url", base_url, "-q", "oslo", "--order", "desc")
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [made.tool_call]
 
 
 def test_writes_a_file_whole_and_no_progress_off_a_terminal(
@@ -129,7 +133,8 @@ def test_progress_shows_rows_and_rate_on_a_terminal_only() -> None:
         (["-f", "jsonl", "--until", "soon"], "Invalid value for --until: 'soon'"),
         (["-f", "jsonl", "--until", "9999-01-01"], "too far ahead"),
         (["-f", "jsonl", "--metadata", "env"], "expected KEY=VALUE"),
-        (["-f", "jsonl", "--search", "cat"], "No such option '--search'"),
+        (["-f", "jsonl", "--search", '"cat'], "Invalid value for --search: a phrase is not"),
+        (["-f", "jsonl", "-q", "  "], "Invalid value for --search: the query is empty"),
         (["-f", "jsonl", "--url", "ftp://x"], "must start with http://"),
         (["-f", "jsonl", "--url", "http://x", "--project", "p"], "leave out --database-url"),
         (["-f", "jsonl", "--api-key", "sk-x"], "--api-key goes with --url"),

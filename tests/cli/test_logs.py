@@ -61,6 +61,9 @@ def test_filters_count_and_since(made: Made, where: list[str]) -> None:
     assert ids("-m", "gpt-4o-mini") == []
     assert ids("--since", "1h") == made.all()[::-1]
     assert ids("--since", "2999-01-01") == []
+    assert ids("-q", "hello") == [made.plain]
+    assert ids("--query", "wor*", "-m", "gpt-4o") == [made.cut]  # "words"
+    assert ids("-q", "oslo", "--metadata", "env=prod") == []
     code, _, err = logs(*where, "--since", "2999-01-01")
     assert code == 0 and "No stored completions match." in err
 

@@ -14,6 +14,7 @@ import pytest
 
 from chatkeep.config import Settings
 from chatkeep.protocol.queries import ListQuery, Order
+from chatkeep.protocol.search import parse_search
 from chatkeep.store.factory import open_store
 from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.queries import list_sql
@@ -99,6 +100,9 @@ async def test_an_older_schema_is_refused_until_upgraded(
         new = new_completion(model="m1", metadata={"env": "prod", "user": "alice"})
         await store.insert(new)
         assert [item["id"] for item in await store.list("proj", query)] == [old.id, new.id]
+        # And its text was indexed for search, beside the new one's.
+        search = ListQuery(search=parse_search("hi"))
+        assert [item["id"] for item in await store.list("proj", search)] == [old.id, new.id]
     finally:
         await store.close()
 

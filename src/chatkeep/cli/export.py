@@ -22,6 +22,7 @@ from chatkeep.cli.logs import created_after, created_before, parse_since
 from chatkeep.cli.source import (
     SourceFlags,
     parse_metadata,
+    parse_search_option,
     run_on_source,
     source_flags,
     source_options,
@@ -94,6 +95,7 @@ class Progress:
 )
 @click.option("-m", "--model", default=None, help="Only completions made with this model.")
 @click.option("--metadata", multiple=True, help="KEY=VALUE that completions must have; repeat.")
+@click.option("-q", "--search", default=None, help='Full-text search: words, "a phrase", pre*.')
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--after", default=None, help="Start strictly after this completion id.")
 @click.option("--since", default=None, help="Only those created then or later: 2026-01-31, 7d, ...")
@@ -121,6 +123,7 @@ def export(
     output: Path | None,
     model: str | None,
     metadata: tuple[str, ...],
+    search: str | None,
     order: str,
     after: str | None,
     since: str | None,
@@ -144,6 +147,7 @@ def export(
             metadata=parse_metadata(metadata),
             created_after=created_after(parse_since(since) if since else None),
             created_before=created_before(parse_since(until, option="--until") if until else None),
+            search=parse_search_option(search),
         ),
         only_stop=only_stop,
         limit=limit,

@@ -16,7 +16,13 @@ from typing import Any
 
 import click
 
-from chatkeep.cli.source import parse_metadata, run_on_source, source_flags, source_options
+from chatkeep.cli.source import (
+    parse_metadata,
+    parse_search_option,
+    run_on_source,
+    source_flags,
+    source_options,
+)
 from chatkeep.cli.transcript import as_json, summary, transcript
 from chatkeep.export.source import PAGE_SIZE, CompletionSource, Conversation
 from chatkeep.protocol.queries import MAX_CREATED, ListQuery
@@ -58,6 +64,9 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
 
 
 @click.group(invoke_without_command=True)
+@click.option(
+    "-q", "--query", "search", default=None, help='Full-text search: words, "a phrase", pre*.'
+)
 @click.option("-m", "--model", default=None, help="Only completions made with this model.")
 @click.option("--metadata", multiple=True, help="KEY=VALUE that completions must have; repeat.")
 @click.option("--since", default=None, help="Only since then: 2026-01-31, 2026-01-31T09:30, 7d.")
@@ -75,6 +84,7 @@ def parse_since(text: str, now: float | None = None, option: str = "--since") ->
 def logs(
     ctx: click.Context,
     /,
+    search: str | None,
     model: str | None,
     metadata: tuple[str, ...],
     since: str | None,
@@ -98,6 +108,7 @@ def logs(
         model=model,
         metadata=parse_metadata(metadata),
         created_after=created_after(oldest),
+        search=parse_search_option(search, "--query"),
     )
 
     async def work(found: CompletionSource) -> int:

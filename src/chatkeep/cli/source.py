@@ -15,8 +15,10 @@ import click
 
 from chatkeep.cli.db import database_url_option, on_schema, require_existing_database
 from chatkeep.cli.settings import describe_database, settings_from_flags
+from chatkeep.errors import InvalidRequestError
 from chatkeep.export.remote import RemoteError, api_base, open_remote
 from chatkeep.export.source import CompletionSource, StoreSource
+from chatkeep.protocol.search import SearchQuery, parse_search
 from chatkeep.service.keys import KeyInputError, check_project
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import DEFAULT_PROJECT
@@ -115,6 +117,17 @@ def _on_server(url: str, api_key: str | None, work: Work[T]) -> T:
         return asyncio.run(run())
     except RemoteError as error:
         raise click.ClickException(str(error)) from None
+
+
+def parse_search_option(text: str | None, option: str = "--search") -> SearchQuery | None:
+    """A full-text search flag (`protocol.search`'s syntax), or None when not given."""
+    if text is None:
+        return None
+    try:
+        return parse_search(text)
+    except InvalidRequestError as exc:
+        reason = exc.message.removeprefix("Invalid 'search': ")
+        raise click.BadParameter(reason, param_hint=option) from None
 
 
 def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from chatkeep.protocol.queries import (
 ExportFormat = Literal["openai-finetune", "openai-evals", "jsonl"]
 FORMATS: tuple[ExportFormat, ...] = ("openai-finetune", "openai-evals", "jsonl")
 # The list route's filters, which the export takes as they are (`parse_list_query`).
-_LIST_FILTERS = frozenset({"model", "order", "after", "created_after", "created_before"})
+_LIST_FILTERS = frozenset({"model", "order", "after", "created_after", "created_before", "search"})
 _OPTIONS = frozenset({"format", "finish_reason", "limit", "sample_rate", "seed"})
 # A seed is any int64, as the create request's `seed` is.
 _SEED_RANGE = (-(2**63), 2**63 - 1)

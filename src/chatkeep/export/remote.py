@@ -71,7 +71,9 @@ class RemoteSource:
             if query.model is not None:
                 params.append(("model", query.model))
             params += [(f"metadata[{key}]", value) for key, value in query.metadata.items()]
-            if query.created_after is not None:  # chatkeep's extensions: a chatkeep source
+            if query.search is not None:  # chatkeep's extensions: a chatkeep source
+                params.append(("search", query.search.text))
+            if query.created_after is not None:
                 params.append(("created_after", str(query.created_after)))
             if query.created_before is not None:
                 params.append(("created_before", str(query.created_before)))

@@ -13,6 +13,7 @@ from typing import Literal
 
 from chatkeep.errors import InvalidRequestError
 from chatkeep.ids import is_completion_id, parse_message_id
+from chatkeep.protocol.search import SearchQuery, parse_search
 
 Order = Literal["asc", "desc"]
 DEFAULT_LIMIT = 20
@@ -33,6 +34,8 @@ class ListQuery:
     # seconds.
     created_after: int | None = None
     created_before: int | None = None
+    # Full-text search (`protocol.search`): only completions whose text matches.
+    search: SearchQuery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ def parse_list_query(params: Iterable[tuple[str, str]]) -> ListQuery:
         metadata=metadata,
         created_after=created.get("created_after"),
         created_before=created.get("created_before"),
+        search=parse_search(query["search"]) if "search" in query else None,
     )
 
 

@@ -155,7 +155,9 @@ async def ensure(conn: Connection, weeks: Iterable[date]) -> list[date]:
                 if week in have[table]:
                     continue
                 name = partition_name(table, week)
-                await conn.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
+                await conn.execute(
+                    f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING GENERATED)"
+                )
                 await conn.execute(
                     f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}"
                 )

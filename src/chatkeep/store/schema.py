@@ -16,6 +16,7 @@ import orjson
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
+from chatkeep.store import search_index
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -273,7 +274,14 @@ _LIFECYCLE = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS, _LIFECYCLE)
+# Full-text search (`search_index`): an FTS5 index on SQLite, a tsvector column on PostgreSQL.
+_SEARCH = Migration(
+    name="0005_search",
+    sqlite=search_index.SQLITE_MIGRATION,
+    postgres=search_index.POSTGRES_MIGRATION,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS, _LIFECYCLE, _SEARCH)
 
 
 class SchemaError(ChatkeepError):

@@ -45,6 +45,8 @@ from chatkeep.store.schema import (
     record_columns,
     stored_object,
 )
+from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
+from chatkeep.store.sqlite_search import search_page
 from chatkeep.store.sqlite_writer import WriteOp, Writer, WriteTurns
 from chatkeep.store.text import (
     all_keepable,
@@ -60,8 +62,10 @@ _INSERT = (
     "INSERT INTO completions (project, id, model, created, metadata, usage, finish_reasons, "
     "latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The content row's rowid places it in the search index's id order (`search_sql`).
 _INSERT_CONTENT = (
-    "INSERT INTO completion_content (project, id, completion, messages) VALUES (?, ?, ?, ?)"
+    "INSERT INTO completion_content (rowid, project, id, completion, messages) "
+    f"VALUES ({SQLITE_ROWID_SQL}, ?2, ?3, ?4, ?5)"
 )
 _INSERT_PAIR = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
@@ -295,7 +299,8 @@ class SQLiteStore:
         content = None
         pairs: list[tuple[str, str, str, str]] = []
         if c.keep_content:  # a record alone is never served, so it needs no filter rows
-            content = (c.project, c.id, dump_json(c.completion, "completion"),
+            content = (id_key(c.id) << SLOT_BITS, c.project, c.id,
+                       dump_json(c.completion, "completion"),
                        dump_json(c.messages, "messages"))  # fmt: skip
             pairs = [(c.project, c.id, key, value) for key, value in c.metadata.items()]
 
@@ -385,6 +390,8 @@ class SQLiteStore:
         reach = reach_sql(project, query) if len(query.metadata) > 1 else None
 
         def page(conn: sqlite3.Connection) -> Any:
+            if query.search is not None:
+                return search_page(conn, project, query)
             ordered = query
             if reach is not None:  # no statistics here: look which pair is sparsest
                 reaches = conn.execute(for_sqlite(reach[0]), reach[1]).fetchone()
