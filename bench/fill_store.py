@@ -58,6 +58,7 @@ from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.factory import open_store, sqlite_path
+from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
 from chatkeep.store.schema import dump_json, record_columns
 
 DEFAULT_PROJECT = "default"
@@ -327,8 +328,10 @@ METADATA_COLUMNS = ["project", "completion_id", "key", "value"]
 _SQLITE_RECORDS = (
     f"INSERT INTO completions ({', '.join(RECORD_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# As the store inserts it: the rowid places the row in the search index's id order.
 _SQLITE_CONTENT = (
-    "INSERT INTO completion_content (project, id, completion, messages) VALUES (?, ?, ?, ?)"
+    "INSERT INTO completion_content (rowid, project, id, completion, messages) "
+    f"VALUES ({SQLITE_ROWID_SQL}, ?2, ?3, ?4, ?5)"
 )
 _SQLITE_METADATA = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
@@ -347,7 +350,10 @@ def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
         for batch in rows:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(_SQLITE_RECORDS, batch.records)
-            conn.executemany(_SQLITE_CONTENT, batch.content)
+            conn.executemany(
+                _SQLITE_CONTENT,
+                [(id_key(row[1]) << SLOT_BITS, *row) for row in batch.content],
+            )
             conn.executemany(_SQLITE_METADATA, batch.metadata)
             conn.execute("COMMIT")
             progress.add(len(batch.records))

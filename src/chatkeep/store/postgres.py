@@ -31,6 +31,7 @@ from chatkeep.store.postgres_faults import (
 )
 from chatkeep.store.postgres_inserts import InsertBatcher
 from chatkeep.store.postgres_purge import purge
+from chatkeep.store.postgres_search import search_page
 from chatkeep.store.queries import Tables, content_sql, get_sql, messages_sql
 from chatkeep.store.schema import (
     MIGRATIONS_TABLE,
@@ -383,8 +384,9 @@ class PostgresStore:
         async def page(conn: Connection) -> Any:
             for attempt in (1, 2):
                 served = await self._weeks.ordered(conn)
+                walk = weeks.list_page if query.search is None else search_page
                 try:
-                    return await weeks.list_page(conn, served, project, query)
+                    return await walk(conn, served, project, query)
                 except weeks.MISSING:  # a week dropped since the catalog was read
                     self._weeks.forget()
                     if attempt == 2:

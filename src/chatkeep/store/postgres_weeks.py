@@ -38,7 +38,6 @@ from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.postgres_faults import Connection
 from chatkeep.store.queries import Tables, id_bounds, list_sql, reach_sql, sparsest_first
-from chatkeep.store.search_sql import postgres_search_sql
 
 # A week's partitions were dropped (or never made) since the statement was written.
 MISSING = asyncpg.UndefinedTableError
@@ -118,12 +117,6 @@ async def list_page(
     for week in walked(weeks, query):
         t = tables_of(week)
         part = dataclasses.replace(query, limit=wanted - len(rows) - 1)
-        if query.search is not None:  # the planner picks the GIN index or the id order
-            sql, params = postgres_search_sql(project, part, t)
-            rows += await conn.fetch(sql, *params)
-            if len(rows) >= wanted:
-                break
-            continue
         if len(query.metadata) > 1:  # drive from the sparsest pair (see `list_sql`)
             sql, params = reach_sql(project, part, t)
             part = sparsest_first(part, tuple(await conn.fetchrow(sql, *params)))
