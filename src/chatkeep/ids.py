@@ -116,6 +116,13 @@ def completion_id_floor(unix_ms: int) -> str:
     return COMPLETION_PREFIX + _base62(max(unix_ms, 0) << _RANDOM_BITS, COMPLETION_BODY_LENGTH)
 
 
+def completion_id_at(unix_ms: int) -> str:
+    """A new completion id minted as if at `unix_ms` (for a completion imported with its
+    original creation time): that time, then random bits, as `new_id` makes them."""
+    value = (max(unix_ms, 0) << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+    return COMPLETION_PREFIX + _base62(value, COMPLETION_BODY_LENGTH)
+
+
 def completion_id_ms(completion_id: str) -> int:
     """The Unix milliseconds a completion id was minted at (`completion_id_floor`'s
     inverse); ValueError when `completion_id` is not one of our completion ids."""

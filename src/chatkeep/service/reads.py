@@ -2,17 +2,22 @@
 
 Every operation is scoped to the caller's project; a completion of another project, an
 unknown id, one that was never stored and one that was deleted all answer the same 404.
+An id found under no completion is looked up once more among the original ids of imported
+completions (`store.imports`), so those answer to the ids their source gave them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from chatkeep.errors import not_found
 from chatkeep.protocol.queries import ListQuery, MessagesQuery
 from chatkeep.protocol.responses import ChatCompletionDeleted, CursorPage
 from chatkeep.service.stored import store_message
 from chatkeep.store.base import CompletionStore
+
+T = TypeVar("T")
 
 
 class StoredCompletions:
@@ -21,8 +26,18 @@ class StoredCompletions:
     def __init__(self, store: CompletionStore) -> None:
         self._store = store
 
+    async def _on(self, project: str, completion_id: str, fn: Callable[[str], Awaitable[T]]) -> T:
+        """`fn` on the completion `completion_id` names: its own, or the one imported under
+        that original id when there is none (a miss costs one more lookup, a hit none)."""
+        found = await fn(completion_id)
+        if found is None or found is False:
+            stored_as = await self._store.alias_of(project, completion_id)
+            if stored_as is not None:
+                return await fn(stored_as)
+        return found
+
     async def retrieve_chat_completion(self, project: str, completion_id: str) -> dict[str, Any]:
-        stored = await self._store.get(project, completion_id)
+        stored = await self._on(project, completion_id, lambda cid: self._store.get(project, cid))
         if stored is None:
             raise not_found(completion_id)
         return stored
@@ -34,7 +49,11 @@ class StoredCompletions:
     async def update_chat_completion(
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any]:
-        stored = await self._store.update_metadata(project, completion_id, metadata)
+        stored = await self._on(
+            project,
+            completion_id,
+            lambda cid: self._store.update_metadata(project, cid, metadata),
+        )
         if stored is None:
             raise not_found(completion_id)
         return stored
@@ -42,14 +61,16 @@ class StoredCompletions:
     async def delete_chat_completion(
         self, project: str, completion_id: str
     ) -> ChatCompletionDeleted:
-        if not await self._store.delete(project, completion_id):
+        if not await self._on(project, completion_id, lambda cid: self._store.delete(project, cid)):
             raise not_found(completion_id)
         return {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}
 
     async def list_chat_completion_messages(
         self, project: str, completion_id: str, query: MessagesQuery
     ) -> CursorPage:
-        messages = await self._store.messages(project, completion_id)
+        messages = await self._on(
+            project, completion_id, lambda cid: self._store.messages(project, cid)
+        )
         if messages is None:
             raise not_found(completion_id)
         indexes = range(len(messages))

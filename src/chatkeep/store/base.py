@@ -34,6 +34,9 @@ class NewCompletion:
     latency_ms: int | None = None
     # False: keep the record only (metadata, usage, finish reasons), no text at all.
     keep_content: bool = True
+    # An imported completion's original id, when it is not time-ordered like ours
+    # (`importer`): the stored object answers to it, and `id` keeps the store's order.
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,19 @@ class CompletionStore(Protocol):
 
     async def messages(self, project: str, completion_id: str) -> list[dict[str, Any]] | None:
         """The input messages of a stored completion, in request order, or None if absent."""
+        ...
+
+    async def alias_of(self, project: str, alias: str) -> str | None:
+        """The id an imported completion is stored under, given its original id; None
+        when no completion of `project` was imported under that id."""
+        ...
+
+    async def import_checkpoint(self, source: str, project: str) -> str | None:
+        """The source's last completion id an import into `project` finished, or None."""
+        ...
+
+    async def save_import_checkpoint(self, source: str, project: str, after: str) -> None:
+        """Record that an import from `source` into `project` got through `after`."""
         ...
 
     async def purge(

@@ -9,6 +9,8 @@ so chatkeep recovers by itself when PostgreSQL comes back.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ import asyncpg  # type: ignore[import-untyped]
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
+from chatkeep.store import imports
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
@@ -74,6 +77,8 @@ WITH cc AS (
 ), m AS (
     DELETE FROM {t.metadata}
     WHERE project = $1 AND completion_id = $2 AND EXISTS (SELECT 1 FROM cc)
+), a AS (
+    DELETE FROM completion_aliases WHERE project = $1 AND id = $2 AND EXISTS (SELECT 1 FROM cc)
 )
 SELECT id FROM cc
 """
@@ -265,7 +270,7 @@ class PostgresStore:
             content = (dump_json(c.completion, "completion"), dump_json(c.messages, "messages"))
         args = (c.project, c.id, c.model, c.created, dump_json(c.metadata, "metadata"), usage,
                 reasons, c.latency_ms, *content, list(c.metadata.keys()),
-                list(c.metadata.values()))  # fmt: skip
+                list(c.metadata.values()), c.alias)  # fmt: skip
         await inserts.submit(c.id, args)
 
     async def _one(
@@ -358,6 +363,22 @@ class PostgresStore:
         finally:
             self._weeks.forget()  # weeks made ahead, or dropped
 
+    async def alias_of(self, project: str, alias: str) -> str | None:
+        if not all_keepable((project, alias)):
+            return None
+        sql = imports.ALIAS_SQL
+        found = await self._call(lambda conn: conn.fetchval(sql, project, alias), retry_stale=True)
+        return None if found is None else str(found)
+
+    async def import_checkpoint(self, source: str, project: str) -> str | None:
+        sql = imports.CHECKPOINT_SQL
+        found = await self._call(lambda conn: conn.fetchval(sql, source, project))
+        return None if found is None else str(found)
+
+    async def save_import_checkpoint(self, source: str, project: str, after: str) -> None:
+        sql, now = imports.SAVE_CHECKPOINT_SQL, int(time.time())
+        await self._call(lambda conn: conn.execute(sql, source, project, after, now))
+
     @asynccontextmanager
     async def purge_lock(self) -> AsyncIterator[bool]:
         """A session advisory lock on a connection of its own, held while purging: several
@@ -382,11 +403,16 @@ class PostgresStore:
             return []
 
         async def page(conn: Connection) -> Any:
+            placed = query
+            if query.after is not None:  # an imported completion's original id: its place
+                alias = await conn.fetchval(imports.ALIAS_SQL, project, query.after)
+                if alias is not None:
+                    placed = dataclasses.replace(query, after=alias)
             for attempt in (1, 2):
                 served = await self._weeks.ordered(conn)
                 walk = weeks.list_page if query.search is None else search_page
                 try:
-                    return await walk(conn, served, project, query)
+                    return await walk(conn, served, project, placed)
                 except weeks.MISSING:  # a week dropped since the catalog was read
                     self._weeks.forget()
                     if attempt == 2:

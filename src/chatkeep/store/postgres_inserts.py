@@ -34,6 +34,9 @@ WITH c AS (
     INSERT INTO completion_content (project, id, completion, messages)
     SELECT c.project, c.id, $9::json, $10::json FROM c WHERE $9::text IS NOT NULL
     RETURNING project, id
+), a AS (
+    INSERT INTO completion_aliases (project, alias, id)
+    SELECT c.project, $13::text, c.id FROM c WHERE $13::text IS NOT NULL
 )
 INSERT INTO completion_metadata (project, completion_id, key, value)
 SELECT cc.project, cc.id, m.key, m.value FROM cc, unnest($11::text[], $12::text[]) AS m(key, value)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.base import Cutoffs, PurgeCount
+from chatkeep.store.imports import PURGE_ALIASES_SQL
 from chatkeep.store.postgres_faults import Connection
 from chatkeep.store.sqlite_purge import PROJECTS_SQL
 
@@ -60,6 +62,8 @@ async def purge(
             done.records += await _batches(
                 call, _records_batch, name, limits.records_before, touched
             )
+            # The original ids of imported records gone, by batch or with their week.
+            await call(partial(_purge_aliases, project=name, before=limits.records_before))
         if limits.content_before is not None:
             done.content += await _batches(
                 call, _content_batch, name, limits.content_before, touched
@@ -169,6 +173,10 @@ async def _batches(
 async def _oldest(conn: Connection, table: str, project: str, before: str) -> list[str]:
     rows = await conn.fetch(_OLDEST.format(table=table), project, before, BATCH)
     return [row[0] for row in rows]
+
+
+async def _purge_aliases(conn: Connection, *, project: str, before: str) -> None:
+    await conn.execute(PURGE_ALIASES_SQL, project, before)
 
 
 async def _records_batch(conn: Connection, project: str, before: str) -> list[str]:

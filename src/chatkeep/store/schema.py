@@ -16,7 +16,7 @@ import orjson
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
-from chatkeep.store import search_index
+from chatkeep.store import imports, search_index
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -281,7 +281,19 @@ _SEARCH = Migration(
     postgres=search_index.POSTGRES_MIGRATION,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_COMPLETIONS, _FILTERS, _API_KEYS, _LIFECYCLE, _SEARCH)
+# Imports (`imports`): original ids of imported completions, and each import's progress.
+_IMPORT = Migration(
+    name="0008_import", sqlite=imports.SQLITE_MIGRATION, postgres=imports.POSTGRES_MIGRATION
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _COMPLETIONS,
+    _FILTERS,
+    _API_KEYS,
+    _LIFECYCLE,
+    _SEARCH,
+    _IMPORT,
+)
 
 
 class SchemaError(ChatkeepError):

@@ -9,9 +9,11 @@ own connections in a few threads; WAL lets them proceed while the writer commits
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -21,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
-from chatkeep.store import sqlite_purge
+from chatkeep.store import imports, sqlite_purge
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.queries import (
     content_sql,
@@ -71,6 +73,7 @@ _INSERT_PAIR = (
     "INSERT INTO completion_metadata (project, completion_id, key, value) VALUES (?, ?, ?, ?)"
 )
 _UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ?"
+_ALIAS, _INSERT_ALIAS = for_sqlite(imports.ALIAS_SQL), for_sqlite(imports.INSERT_ALIAS_SQL)
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = ? AND completion_id = ?"
 
 
@@ -307,6 +310,8 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(_INSERT, row)
+                if c.alias is not None:
+                    conn.execute(_INSERT_ALIAS, (c.project, c.alias, c.id))
             except sqlite3.IntegrityError:
                 raise CompletionExistsError(c.id) from None
             if content is not None:
@@ -363,6 +368,22 @@ class SQLiteStore:
             self._read, self._write, self._request_checkpoint, cutoffs, project, dry_run
         )
 
+    async def alias_of(self, project: str, alias: str) -> str | None:
+        if not all_keepable((project, alias)):
+            return None
+        row = await self._read(lambda conn: conn.execute(_ALIAS, (project, alias)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def import_checkpoint(self, source: str, project: str) -> str | None:
+        sql = for_sqlite(imports.CHECKPOINT_SQL)
+        row = await self._read(lambda conn: conn.execute(sql, (source, project)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def save_import_checkpoint(self, source: str, project: str, after: str) -> None:
+        row = (source, project, after, int(time.time()))
+        sql = for_sqlite(imports.SAVE_CHECKPOINT_SQL)
+        await self._write(lambda conn: conn.execute(sql, row))
+
     @asynccontextmanager
     async def purge_lock(self) -> AsyncIterator[bool]:
         # One writer thread per file already serializes every batch: nothing to take.
@@ -387,15 +408,19 @@ class SQLiteStore:
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
         if not (keepable(project) and query_can_match(query)):
             return []
-        reach = reach_sql(project, query) if len(query.metadata) > 1 else None
 
         def page(conn: sqlite3.Connection) -> Any:
-            if query.search is not None:
-                return search_page(conn, project, query)
             ordered = query
-            if reach is not None:  # no statistics here: look which pair is sparsest
+            if query.after is not None:  # an imported completion's original id: its place
+                alias = conn.execute(_ALIAS, (project, query.after)).fetchone()
+                if alias is not None:
+                    ordered = dataclasses.replace(query, after=alias[0])
+            if query.search is not None:
+                return search_page(conn, project, ordered)
+            if len(ordered.metadata) > 1:  # no statistics here: look which pair is sparsest
+                reach = reach_sql(project, ordered)
                 reaches = conn.execute(for_sqlite(reach[0]), reach[1]).fetchone()
-                ordered = sparsest_first(query, reaches)
+                ordered = sparsest_first(ordered, reaches)
             sql, params = list_sql(project, ordered, "sqlite")
             return conn.execute(for_sqlite(sql), params).fetchall()
 
