@@ -58,8 +58,8 @@ from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.factory import open_store, sqlite_path
-from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
 from chatkeep.store.schema import dump_json, record_columns
+from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
 
 DEFAULT_PROJECT = "default"
 MODELS = (

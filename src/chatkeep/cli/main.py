@@ -7,6 +7,7 @@ import click
 from chatkeep import __version__
 from chatkeep.cli.db import db
 from chatkeep.cli.export import export
+from chatkeep.cli.importing import import_completions
 from chatkeep.cli.keys import keys
 from chatkeep.cli.logs import logs
 from chatkeep.cli.projects import projects
@@ -27,6 +28,7 @@ cli.add_command(projects)
 cli.add_command(purge)
 cli.add_command(export)
 cli.add_command(logs)
+cli.add_command(import_completions)
 
 
 def main() -> None:

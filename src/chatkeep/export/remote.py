@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from chatkeep.export.retry import Retry
 from chatkeep.export.source import MESSAGES_PAGE, PAGE_SIZE, Conversation
 from chatkeep.protocol.codec import load_json
 from chatkeep.protocol.queries import ListQuery
@@ -41,23 +42,43 @@ def api_base(url: str) -> str:
 class RemoteSource:
     """The stored completions that `api_key`'s project sees on the server at `base`."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, retry: Retry | None = None
+    ) -> None:
         self._session = session
         self._base = base
+        self._retry = retry
 
-    async def _get(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any] | None:
-        """The JSON body of a 200; None for a 404; RemoteError for anything else."""
+    @property
+    def base(self) -> str:
+        return self._base
+
+    async def get_json(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any] | None:
+        """The JSON body of a 200; None for a 404; RemoteError for anything else, after
+        the retries of the source's `Retry` (none by default) for what may pass."""
         url = f"{self._base}{path}"
-        try:
-            async with self._session.get(url, params=params) as response:
-                if response.status == 404:
-                    return None
-                if response.status != 200:
-                    raise RemoteError(_refusal(response.status, await response.text()))
-                raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise RemoteError(f"Cannot reach {self._base}: {reason}") from None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._session.get(url, params=params) as response:
+                    if response.status == 404:
+                        return None
+                    if response.status != 200:
+                        refusal = _refusal(response.status, await response.text())
+                        wait = self._retry.after(attempt, response) if self._retry else None
+                        if wait is None:
+                            raise RemoteError(refusal)
+                        await asyncio.sleep(wait)
+                        continue
+                    raw = await response.read()
+                    break
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                wait = self._retry.after(attempt, None) if self._retry else None
+                if wait is None:
+                    reason = " ".join(str(error).split()) or type(error).__name__
+                    raise RemoteError(f"Cannot reach {self._base}: {reason}") from None
+                await asyncio.sleep(wait)
         try:
             body: dict[str, Any] = load_json(raw)
         except ValueError:
@@ -79,10 +100,10 @@ class RemoteSource:
                 params.append(("created_before", str(query.created_before)))
             if after is not None:
                 params.append(("after", after))
-            page = await self._get("/chat/completions", params)
+            page = await self.get_json("/chat/completions", params)
             if page is None:
                 raise RemoteError(f"{self._base}/chat/completions answered 404.")
-            found = await asyncio.gather(*(self._with_messages(c) for c in page["data"]))
+            found = await asyncio.gather(*(self.with_messages(c) for c in page["data"]))
             for conversation in found:
                 if conversation is not None:
                     yield conversation
@@ -91,16 +112,16 @@ class RemoteSource:
             after = page["data"][-1]["id"]
 
     async def conversation(self, completion_id: str) -> Conversation | None:
-        stored = await self._get(f"/chat/completions/{quote(completion_id, safe='')}", [])
-        return None if stored is None else await self._with_messages(stored)
+        stored = await self.get_json(f"/chat/completions/{quote(completion_id, safe='')}", [])
+        return None if stored is None else await self.with_messages(stored)
 
-    async def _with_messages(self, completion: dict[str, Any]) -> Conversation | None:
+    async def with_messages(self, completion: dict[str, Any]) -> Conversation | None:
         path = f"/chat/completions/{quote(completion['id'], safe='')}/messages"
         messages: list[dict[str, Any]] = []
         after: str | None = None
         while True:
             params = [("limit", str(MESSAGES_PAGE))] + ([("after", after)] if after else [])
-            page = await self._get(path, params)
+            page = await self.get_json(path, params)
             if page is None:  # deleted since the list page was read
                 return None
             messages += page["data"]
@@ -121,7 +142,9 @@ def _refusal(status: int, body: str) -> str:
 
 
 @asynccontextmanager
-async def open_remote(url: str, api_key: str | None) -> AsyncIterator[RemoteSource]:
+async def open_remote(
+    url: str, api_key: str | None, retry: Retry | None = None
+) -> AsyncIterator[RemoteSource]:
     """A `RemoteSource` on its own connection pool, closed on exit."""
     base = api_base(url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -129,4 +152,4 @@ async def open_remote(url: str, api_key: str | None) -> AsyncIterator[RemoteSour
     async with aiohttp.ClientSession(
         headers=headers, connector=connector, timeout=_TIMEOUT
     ) as session:
-        yield RemoteSource(session, base)
+        yield RemoteSource(session, base, retry)
