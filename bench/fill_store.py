@@ -59,7 +59,13 @@ from chatkeep.service.stored import build_stored_completion
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.factory import open_store, sqlite_path
 from chatkeep.store.schema import dump_json, record_columns
-from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
+from chatkeep.store.search_index import (
+    POSTGRES_VECTOR_SQL,
+    SLOT_BITS,
+    SQLITE_ROWID_SQL,
+    id_key,
+    search_strings,
+)
 
 DEFAULT_PROJECT = "default"
 MODELS = (
@@ -115,6 +121,8 @@ class TextPool:
 
 # project, id, model, created, metadata, usage, finish_reasons, latency_ms
 Record = tuple[str, str, str, int, str, str | None, str, int]
+# project, id, completion, messages, the searched strings (a JSON array)
+Content = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +130,7 @@ class Rows:
     """One batch, as the three tables' rows: records, their content, their filter pairs."""
 
     records: list[Record]
-    content: list[tuple[str, str, str, str]]
+    content: list[Content]
     metadata: list[tuple[str, str, str, str]]
 
 
@@ -214,7 +222,7 @@ class Generator:
             digits.append(BASE62[digit])
         return COMPLETION_PREFIX + "".join(reversed(digits)), created_ms
 
-    def row(self, project: str) -> tuple[Record, tuple[str, str, str, str], dict[str, str]]:
+    def row(self, project: str) -> tuple[Record, Content, dict[str, str]]:
         rng = self.rng
         completion_id, created_ms = self.new_id()
         model = self.models(rng)
@@ -264,6 +272,8 @@ class Generator:
             completion_id,
             dump_json(stored, "completion"),
             dump_json(messages, "messages"),
+            # What the store indexes for search (PostgreSQL takes it beside the row).
+            orjson.dumps(search_strings(messages, stored)).decode(),
         )
         return record, content, metadata
 
@@ -323,7 +333,13 @@ RECORD_COLUMNS = [
     "finish_reasons",
     "latency_ms",
 ]
-CONTENT_COLUMNS = ["project", "id", "completion", "messages"]
+STAGED_COLUMNS = ["project", "id", "completion", "messages", "strings"]
+_POSTGRES_CONTENT = f"""
+WITH staged AS (DELETE FROM fill_content RETURNING *)
+INSERT INTO completion_content (project, id, completion, messages, search)
+SELECT project, id, completion::json, messages::json, {
+    POSTGRES_VECTOR_SQL.format(strings="strings")
+} FROM staged"""
 METADATA_COLUMNS = ["project", "completion_id", "key", "value"]
 _SQLITE_RECORDS = (
     f"INSERT INTO completions ({', '.join(RECORD_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -352,7 +368,7 @@ def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
             conn.executemany(_SQLITE_RECORDS, batch.records)
             conn.executemany(
                 _SQLITE_CONTENT,
-                [(id_key(row[1]) << SLOT_BITS, *row) for row in batch.content],
+                [(id_key(row[1]) << SLOT_BITS, *row[:4]) for row in batch.content],
             )
             conn.executemany(_SQLITE_METADATA, batch.metadata)
             conn.execute("COMMIT")
@@ -385,15 +401,21 @@ async def fill_postgres(
             await partitions.ensure(
                 conn, [week + n * partitions.WEEK for n in range((today - week).days // 7 + 2)]
             )
+        await conn.execute(
+            "CREATE TEMPORARY TABLE fill_content "
+            "(project text, id text, completion text, messages text, strings text)"
+        )
         loop = asyncio.get_running_loop()
         while (batch := await loop.run_in_executor(None, next, rows, None)) is not None:
             async with conn.transaction():
                 await conn.copy_records_to_table(
                     "completions", records=batch.records, columns=RECORD_COLUMNS
                 )
+                # Through a staging table: COPY cannot make the search vector.
                 await conn.copy_records_to_table(
-                    "completion_content", records=batch.content, columns=CONTENT_COLUMNS
+                    "fill_content", records=batch.content, columns=STAGED_COLUMNS
                 )
+                await conn.execute(_POSTGRES_CONTENT)
                 await conn.copy_records_to_table(
                     "completion_metadata", records=batch.metadata, columns=METADATA_COLUMNS
                 )

@@ -57,9 +57,19 @@ async def walk(store: MigratableStore, search: str, limit: int, **kw: Any) -> li
         after = page[limit - 1]
 
 
-async def test_every_kind_of_text_is_searched_and_nothing_else(store: MigratableStore) -> None:
+def two_choices(c: NewCompletion) -> NewCompletion:
+    choices = [
+        {"index": n, "message": {"role": "assistant", "content": f"choice {n}"},
+         "finish_reason": "stop", "logprobs": None}
+        for n in range(2)
+    ]  # fmt: skip
+    return dataclasses.replace(c, completion={**c.completion, "choices": choices})
+
+
+def every_kind() -> dict[str, NewCompletion]:
+    """Completions with text in every place that is searched, and in some that are not."""
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
-    made = {
+    made: dict[str, NewCompletion] = {
         "string": with_text(new_completion(), [{"role": "user", "content": "alpha"}]),
         "part": with_text(
             new_completion(),
@@ -111,9 +121,17 @@ async def test_every_kind_of_text_is_searched_and_nothing_else(store: Migratable
                 },
             ],
         ),
+        "two choices": two_choices(said("question\u0000 with NUL")),
     }
+    return made
+
+
+async def test_every_kind_of_text_is_searched_and_nothing_else(store: MigratableStore) -> None:
+    made = every_kind()
     await insert_all(store, list(made.values()))
     ids = {name: c.id for name, c in made.items()}
+    assert await found(store, "choice") == [ids["two choices"]]
+    assert await found(store, "NUL") == [ids["two choices"]]
     assert await found(store, "alpha") == [ids["string"]]
     assert await found(store, "bravo") == [ids["part"]]
     assert await found(store, "charlie") == [ids["input call"]]
@@ -124,6 +142,22 @@ async def test_every_kind_of_text_is_searched_and_nothing_else(store: Migratable
     # Image URLs, roles, function names, metadata and models are not text of the conversation.
     for absent in ("zulu", "user", "assistant", "golf", "yankee", "xray", "proj"):
         assert await found(store, absent) == [], absent
+
+
+async def test_postgres_indexes_new_rows_as_its_migration_indexed_old_ones(
+    store: MigratableStore, engine: str, raw_execute: RawExecute
+) -> None:
+    """The store writes each vector from strings picked in Python; the migration made them
+    with the SQL function. They must be the same vectors."""
+    if engine != "postgres":
+        pytest.skip("PostgreSQL's tsvector column")
+    await insert_all(store, list(every_kind().values()))
+    rows = await raw_execute(
+        "SELECT id, search IS NULL FROM completion_content "
+        "WHERE search IS DISTINCT FROM chatkeep_search_vector(messages, completion)"
+    )
+    assert rows == []
+    assert len(await raw_execute("SELECT id FROM completion_content WHERE search <> ''")) == 7
 
 
 async def test_words_phrases_and_prefixes(store: MigratableStore) -> None:

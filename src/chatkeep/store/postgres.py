@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
@@ -48,6 +49,7 @@ from chatkeep.store.schema import (
     record_columns,
     stored_object,
 )
+from chatkeep.store.search_index import search_strings
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -266,11 +268,13 @@ class PostgresStore:
         check_new_completion(c)
         usage, reasons = record_columns(c.completion)
         content: tuple[str | None, str | None] = (None, None)
+        search = None
         if c.keep_content:  # a record alone is never served, so it needs no filter rows
             content = (dump_json(c.completion, "completion"), dump_json(c.messages, "messages"))
+            search = orjson.dumps(search_strings(c.messages, c.completion)).decode()
         args = (c.project, c.id, c.model, c.created, dump_json(c.metadata, "metadata"), usage,
                 reasons, c.latency_ms, *content, list(c.metadata.keys()),
-                list(c.metadata.values()), c.alias)  # fmt: skip
+                list(c.metadata.values()), c.alias, search)  # fmt: skip
         await inserts.submit(c.id, args)
 
     async def _one(

@@ -31,8 +31,10 @@ WITH c AS (
     VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json, $8)
     RETURNING project, id
 ), cc AS (
-    INSERT INTO completion_content (project, id, completion, messages)
-    SELECT c.project, c.id, $9::json, $10::json FROM c WHERE $9::text IS NOT NULL
+    INSERT INTO completion_content (project, id, completion, messages, search)
+    SELECT c.project, c.id, $9::json, $10::json,
+        jsonb_to_tsvector('simple', $14::jsonb, '["string"]')
+    FROM c WHERE $9::text IS NOT NULL
     RETURNING project, id
 ), a AS (
     INSERT INTO completion_aliases (project, alias, id)
