@@ -290,3 +290,26 @@ async def test_text_a_jsonb_cannot_hold_is_stored_and_the_rest_found(
     assert await store.messages("proj", c.id) == c.messages
     assert await found(store, "lone") == [c.id]
     assert await found(store, "answer") == [c.id]
+
+
+async def test_a_sparse_pair_or_sparse_words_drive_alike(store: MigratableStore) -> None:
+    # 150 matches of a common word; a pair on 5 of them, a rarer word on 3 others.
+    made = [
+        said(
+            "needle common" + (" rarest" if n in (10, 70, 130) else ""),
+            metadata={"all": "y", **({"user": "rare"} if n % 30 == 7 else {})},
+        )
+        for n in range(150)
+    ]
+    await insert_all(store, made)
+    ids = [c.id for c in made]
+    paired = [ids[n] for n in range(150) if n % 30 == 7]
+    assert await walk(store, "needle", 2, metadata={"user": "rare"}) == paired
+    assert await walk(store, "needle", 2, metadata={"user": "rare"}, order="desc") == paired[::-1]
+    assert await found(store, "needle", metadata={"user": "rare"}, after=paired[1]) == paired[2:]
+    rarest = [ids[10], ids[70], ids[130]]
+    assert await walk(store, "rarest", 1, metadata={"all": "y"}) == rarest
+    assert (
+        await walk(store, "rarest common", 2, metadata={"all": "y"}, order="desc") == (rarest[::-1])
+    )
+    assert await found(store, "needle", metadata={"user": "rare", "all": "y"}) == paired

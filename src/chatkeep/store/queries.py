@@ -59,7 +59,11 @@ def delete_sql(t: Tables = PLAIN) -> str:
 
 
 def list_sql(
-    project: str, query: ListQuery, engine: Engine, t: Tables = PLAIN
+    project: str,
+    query: ListQuery,
+    engine: Engine,
+    t: Tables = PLAIN,
+    fts_match: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The page query of `list`, in `$n` form, and its parameters.
 
@@ -67,8 +71,10 @@ def list_sql(
     cursor, each further pair is checked by an index probe, and only then is the
     completion read; the walk stops after `limit + 1` rows. The stores put the sparsest
     pair first (`reach_sql`, `sparsest_first`), so a filter costs what its sparsest pair
-    costs. Without filters, the primary key (or the model index) is walked from the cursor,
-    and each record's content is an index probe.
+    costs (on SQLite, a search page whose pair is sparser than its words is this walk with
+    `fts_match` checked for each row: `sqlite_search`). Without filters, the primary key
+    (or the model index) is walked from the cursor, and each record's content is an index
+    probe.
 
     The order is fixed in the SQL, not left to a planner: SQLite keeps no statistics, and
     PostgreSQL's estimates cannot see where the cursor is (left to itself it merge-joined
@@ -136,6 +142,11 @@ def list_sql(
         "{t}.completion",
         f"{{t}}.project = {scope} AND {{t}}.id = {order_column}",
     )
+    if fts_match is not None:  # SQLite, a search page driven from a sparse pair
+        where.append(
+            "EXISTS (SELECT 1 FROM completion_search AS s WHERE s.completion_search "
+            f"MATCH {param(fts_match)} AND s.rowid = cc.rowid)"
+        )
     sql = (
         f"SELECT cc.completion, c.metadata FROM {source} "
         f"WHERE {' AND '.join(where)} "

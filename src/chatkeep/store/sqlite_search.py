@@ -1,6 +1,8 @@
 """A search page on SQLite: FTS5's matches walked in id order from the cursor.
 
-The index's rowids follow the ids between 33 ms intervals (`search_sql`), so the walk
+With a metadata filter whose pair is sparser near the cursor than the words, the page is
+the list's walk of that pair instead, each row checked against the words by rowid.
+Otherwise the index's rowids follow the ids between 33 ms intervals (`search_sql`), so the walk
 takes matches in rowid order from the cursor's interval and stops at `limit + 1`; only the
 interval it stopped in can hold them out of id order, so that one is read whole and the
 page sorted by id. A page costs what its matches up to the page's end cost, whether the
@@ -13,7 +15,8 @@ import sqlite3
 from typing import Any
 
 from chatkeep.protocol.queries import ListQuery
-from chatkeep.store.queries import id_bounds
+from chatkeep.protocol.search import fts5_match
+from chatkeep.store.queries import id_bounds, list_sql, reach_sql, sparsest_first
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.search_index import SLOT_BITS, SLOTS, id_key
 from chatkeep.store.search_sql import sqlite_search_sql
@@ -34,8 +37,46 @@ def rowid_range(query: ListQuery) -> tuple[int, int]:
     return first, last
 
 
+# How many matches, or metadata entries, `_sparser_pair` looks at from the cursor.
+REACH_DEPTH = 64
+
+
+def _fts_reach_sql(query: ListQuery) -> str:
+    direction = "ASC" if query.order == "asc" else "DESC"
+    return (
+        "SELECT rowid FROM completion_search WHERE completion_search MATCH ? "
+        f"AND rowid BETWEEN ? AND ? ORDER BY rowid {direction} LIMIT 1 OFFSET {REACH_DEPTH - 1}"
+    )
+
+
+def _sparser_pair(conn: sqlite3.Connection, project: str, query: ListQuery) -> ListQuery | None:
+    """The query with its sparsest metadata pair first, when that pair is sparser near the
+    cursor than the words are (its `REACH_DEPTH`-th entry lies farther from the cursor);
+    None when the words are sparser. A short walk of each (`queries.reach_sql`)."""
+    assert query.search is not None
+    first, last = rowid_range(query)
+    fts = conn.execute(_fts_reach_sql(query), (fts5_match(query.search), first, last)).fetchone()
+    if fts is None:  # fewer matches than the depth: the words drive
+        return None
+    sql, params = reach_sql(project, query)
+    reaches = conn.execute(for_sqlite(sql), params).fetchone()
+    ordered = sparsest_first(query, reaches)
+    pair = reaches[list(query.metadata).index(next(iter(ordered.metadata)))]
+    if pair is None:
+        return ordered
+    pair_key, fts_key = id_key(pair), fts[0] >> SLOT_BITS
+    farther = pair_key > fts_key if query.order == "asc" else pair_key < fts_key
+    return ordered if farther else None
+
+
 def search_page(conn: sqlite3.Connection, project: str, query: ListQuery) -> list[Any]:
     """Up to `query.limit + 1` rows (completion, metadata) of a search page, in id order."""
+    assert query.search is not None
+    if query.metadata:
+        by_pair = _sparser_pair(conn, project, query)
+        if by_pair is not None:
+            sql, params = list_sql(project, by_pair, "sqlite", fts_match=fts5_match(query.search))
+            return list(conn.execute(for_sqlite(sql), params).fetchall())
     wanted = query.limit + 1
     first, last = rowid_range(query)
 
