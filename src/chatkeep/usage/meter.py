@@ -67,13 +67,19 @@ class UsageMeter:
         """Count one answered completion, made at `created` (Unix seconds), with its usage
         object as the model server reported it (None or malformed counts as no tokens)."""
         key = (project, created - created % 60, model, api_key_id or NO_KEY)
-        if isinstance(usage, dict):
-            input_tokens = _count(usage.get("prompt_tokens"))
-            output_tokens = _count(usage.get("completion_tokens"))
+        input_tokens: Any = 0
+        output_tokens: Any = 0
+        cached = 0
+        if type(usage) is dict:  # the checks are inlined: this runs on every create
+            input_tokens = usage.get("prompt_tokens")
+            if type(input_tokens) is not int or input_tokens < 0:
+                input_tokens = 0
+            output_tokens = usage.get("completion_tokens")
+            if type(output_tokens) is not int or output_tokens < 0:
+                output_tokens = 0
             details = usage.get("prompt_tokens_details")
-            cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
-        else:
-            input_tokens = output_tokens = cached = 0
+            if type(details) is dict:
+                cached = _count(details.get("cached_tokens"))
         counts = self._counts.get(key)
         if counts is None:
             self._counts[key] = [1, input_tokens, cached, output_tokens]
