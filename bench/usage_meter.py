@@ -32,9 +32,6 @@ class _NoStore:
     ) -> list[UsageTotal]:
         return []
 
-    async def daily_usage_by_model(self, project: str, start: int, end: int) -> list[UsageTotal]:
-        return []
-
     async def purge_usage(self, before: int) -> int:
         return 0
 

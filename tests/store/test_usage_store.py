@@ -10,7 +10,13 @@ import pytest
 
 from chatkeep.store.base import Cutoffs
 from chatkeep.store.factory import MigratableStore
-from chatkeep.store.usage import UsageCount, UsageFilter, UsageTotal, usage_store_for
+from chatkeep.store.usage import (
+    UsageCount,
+    UsageFilter,
+    UsageTotal,
+    daily_usage_by_model,
+    usage_store_for,
+)
 from chatkeep.usage.meter import UsageMeter
 from tests.store.conftest import StoreFactory
 from tests.store.test_store_contract import new_completion
@@ -124,10 +130,10 @@ async def test_daily_usage_by_model_is_one_projects_days(store: MigratableStore)
             UsageCount("beta", T0 + 60, "a", "key_9", 50, 500, 0, 50),
         ]
     )
-    days = await usage_store.daily_usage_by_model("alpha", T0, T0 + 2 * DAY)
+    days = await daily_usage_by_model(usage_store, "alpha", T0, T0 + 2 * DAY)
     assert days == [
         UsageTotal(T0, "alpha", "a", None, 3, 30, 5, 5),
         UsageTotal(T0, "alpha", "b", None, 1, 7, 0, 7),
         UsageTotal(T0 + DAY, "alpha", "a", None, 3, 30, 0, 3),
     ]
-    assert await usage_store.daily_usage_by_model("alpha", T0 + 2 * DAY, T0 + 3 * DAY) == []
+    assert await daily_usage_by_model(usage_store, "alpha", T0 + 2 * DAY, T0 + 3 * DAY) == []

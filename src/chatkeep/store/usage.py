@@ -151,28 +151,22 @@ class UsageStore(Protocol):
         86400) and per group, of the minutes `where` picks; only buckets with usage."""
         ...
 
-    async def daily_usage_by_model(self, project: str, start: int, end: int) -> list[UsageTotal]:
-        """Requests and tokens per UTC day and model, of one project's minutes in
-        [start, end): for pages that chart a project's use."""
-        ...
-
     async def purge_usage(self, before: int) -> int:
         """Delete the minutes before `before` (Unix seconds); how many rows went."""
         ...
 
 
-class _DailyByModel:
-    async def usage_totals(
-        self, where: UsageFilter, *, width: int, group_by: Sequence[UsageGroup] = ()
-    ) -> list[UsageTotal]:
-        raise NotImplementedError
+async def daily_usage_by_model(
+    usage: UsageStore, project: str, start: int, end: int
+) -> list[UsageTotal]:
+    """Requests and tokens per UTC day and model of one project's minutes in [start, end)
+    (Unix seconds), oldest day first, then by model: for pages that chart a project's use.
+    Each total's `bucket` is the day's start; its `api_key_id` is None (not grouped)."""
+    where = UsageFilter(start=start, end=end, projects=(project,))
+    return await usage.usage_totals(where, width=DAY_SECONDS, group_by=("project", "model"))
 
-    async def daily_usage_by_model(self, project: str, start: int, end: int) -> list[UsageTotal]:
-        where = UsageFilter(start=start, end=end, projects=(project,))
-        return await self.usage_totals(where, width=DAY_SECONDS, group_by=("project", "model"))
 
-
-class SQLiteUsageStore(_DailyByModel):
+class SQLiteUsageStore:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
 
@@ -198,7 +192,7 @@ class SQLiteUsageStore(_DailyByModel):
         return await self._store.run_write(op)
 
 
-class PostgresUsageStore(_DailyByModel):
+class PostgresUsageStore:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
