@@ -74,6 +74,22 @@ async def test_malformed_or_missing_usage_counts_the_request_and_no_tokens(
     assert totals == [UsageTotal(T0, None, None, None, 3, 3, 0, 0)]  # keyless: key id None
 
 
+async def test_an_upstreams_odd_model_or_counts_never_block_the_flush(
+    store: MigratableStore,
+) -> None:
+    meter = UsageMeter(usage_store_for(store))
+    for model in ("a\x00b", "x\ud800", 12):
+        meter.record("alpha", "key_a", model, T0, usage(10**30, 1))  # type: ignore[arg-type]
+    await meter.flush()
+    assert meter.pending == 0  # written, not kept to fail again
+    totals = await usage_store_for(store).usage_totals(
+        UsageFilter(start=T0, end=T0 + 60), width=60, group_by=("model",)
+    )
+    assert sorted((t.model, t.requests, t.input_tokens) for t in totals) == [
+        ("12", 1, 0), ("a\\x00b", 1, 0), ("x\\ud800", 1, 0)
+    ]  # fmt: skip
+
+
 async def test_a_refused_flush_is_kept_and_written_by_the_next(make_store: StoreFactory) -> None:
     store = make_store()
     await store.open()

@@ -176,7 +176,7 @@ class CompletionCreator:
             completion = accumulator.result()
             stored = _new_completion(completion, parsed, context, self._ids, started)
             await self._store.insert(await _redacted(stored, context))
-        if self._meter is not None:  # only a stream that ran to its end is counted
+        if self._meter is not None and seen.completion_id:  # a stream that ran to its end
             self._meter.record(
                 context.project, context.api_key_id, seen.model, seen.created, seen.usage
             )

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chatkeep.protocol.base import keepable
 from chatkeep.store.usage import DAY_SECONDS, NO_KEY, UsageCount, UsageStore
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,23 @@ logger = logging.getLogger(__name__)
 # How often old usage rows are looked for, when they have a retention.
 PURGE_EVERY_SECONDS = 3600.0
 _Key = tuple[str, int, str, str]  # project, minute, model, api key id
+# More tokens than this in one answer is a broken upstream: counted as 0, so that the sums
+# stay far inside the columns' 64 bits.
+MAX_TOKENS = 2**40
 
 
 def _count(value: Any) -> int:
-    """A token count as reported, or 0 for anything that is not a non-negative integer."""
-    return value if type(value) is int and value >= 0 else 0
+    """A token count as reported, or 0 for anything that is not a plausible count."""
+    return value if type(value) is int and 0 <= value < MAX_TOKENS else 0
+
+
+def _storable(model: Any) -> str:
+    """The model name as a column can hold it: an upstream's odd `model` (not a string, a
+    NUL, a lone surrogate) must not make every later flush fail."""
+    text = model if type(model) is str else str(model)
+    if keepable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 class UsageMeter:
@@ -66,16 +79,18 @@ class UsageMeter:
     ) -> None:
         """Count one answered completion, made at `created` (Unix seconds), with its usage
         object as the model server reported it (None or malformed counts as no tokens)."""
+        if type(model) is not str or not keepable(model):
+            model = _storable(model)
         key = (project, created - created % 60, model, api_key_id or NO_KEY)
         input_tokens: Any = 0
         output_tokens: Any = 0
         cached = 0
         if type(usage) is dict:  # the checks are inlined: this runs on every create
             input_tokens = usage.get("prompt_tokens")
-            if type(input_tokens) is not int or input_tokens < 0:
+            if type(input_tokens) is not int or not 0 <= input_tokens < MAX_TOKENS:
                 input_tokens = 0
             output_tokens = usage.get("completion_tokens")
-            if type(output_tokens) is not int or output_tokens < 0:
+            if type(output_tokens) is not int or not 0 <= output_tokens < MAX_TOKENS:
                 output_tokens = 0
             details = usage.get("prompt_tokens_details")
             if type(details) is dict:
