@@ -150,6 +150,25 @@ class Settings(BaseSettings):
         ),
     )
 
+    usage_flush_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds between two writes of the usage counted in memory to the database (each "
+            "worker process writes its own; a graceful shutdown writes the rest). A process "
+            "killed outright loses at most this long of its usage."
+        ),
+    )
+    usage_retention_days: int = Field(
+        default=400,
+        ge=0,
+        description=(
+            "Days the per-minute usage rows (the usage and costs routes) are kept, apart from "
+            "completions' retention; `0` keeps them forever."
+        ),
+    )
+
     postgres_pool_min: int = Field(
         default=1, ge=0, le=1000, description="PostgreSQL connections kept open."
     )

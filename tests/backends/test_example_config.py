@@ -15,6 +15,7 @@ from chatkeep.backends.config_file import ConfigError, ConfigFile, ModelEntry, l
 from chatkeep.backends.routing import load_router
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.lifecycle.policy import SETTINGS
+from chatkeep.usage.prices import ModelPrice
 
 EXAMPLE = Path(__file__).parents[2] / "chatkeep.example.toml"
 ENVIRON = {"OPENAI_API_KEY": "sk-example"}
@@ -46,6 +47,8 @@ def test_the_example_sets_every_option() -> None:
     assert sorted(set(ConfigFile.model_fields) - config.model_fields_set) == []
     project_options = set().union(*config.projects.values())
     assert sorted(set(SETTINGS) - project_options) == []
+    price_options = set().union(*(p.model_fields_set for p in config.prices.values()))
+    assert sorted(set(ModelPrice.model_fields) - price_options) == []
 
 
 def test_every_option_is_explained_by_a_comment_above_its_first_use() -> None:
@@ -59,5 +62,11 @@ def test_every_option_is_explained_by_a_comment_above_its_first_use() -> None:
         name for name, number in first_use.items() if not lines[number - 1].startswith("#")
     ] == []
     assert sorted(first_use) == sorted(
-        {*UpstreamConfig.model_fields, *ModelEntry.model_fields, *SETTINGS, "default"}
+        {
+            *UpstreamConfig.model_fields,
+            *ModelEntry.model_fields,
+            *SETTINGS,
+            *ModelPrice.model_fields,
+            "default",
+        }
     )

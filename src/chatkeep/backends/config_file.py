@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.lifecycle.policy import PolicyError, ProjectPolicy
+from chatkeep.usage.prices import ModelPrice
 
 ECHO = "echo"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -62,6 +63,8 @@ class ConfigFile(BaseModel):
     # `[projects.NAME]`: each project's data policy (docs/lifecycle.md), checked by
     # `ProjectPolicy.parse` in `load_config`.
     projects: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # `[prices."MODEL"]`: USD per million tokens, for the costs route (usage/prices.py).
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
 def load_config(path: Path) -> ConfigFile:
@@ -208,6 +211,8 @@ def _known_keys(parent: tuple[str | int, ...]) -> list[str]:
         return list(UpstreamConfig.model_fields)
     if len(parent) == 2 and parent[0] == "models":
         return list(ModelEntry.model_fields)
+    if len(parent) == 2 and parent[0] == "prices":
+        return list(ModelPrice.model_fields)
     return []
 
 

@@ -25,6 +25,7 @@ from chatkeep.service.keys import (
     KeyInputError,
     check_label,
     check_project,
+    create_admin_api_key,
     create_api_key,
     hash_key,
     list_api_keys,
@@ -67,13 +68,24 @@ def keys() -> None:
 
 
 @keys.command()
-@click.option("--project", required=True, help="The project the key belongs to.")
+@click.option("--project", default=None, help="The project the key belongs to.")
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="An admin key: reads every project's usage and costs, and nothing else (no --project).",
+)
 @click.option("--name", "label", default=None, help="A label to tell keys apart in listings.")
 @database_url_option
-def create(project: str, label: str | None, database_url: str | None) -> None:
+def create(project: str | None, admin: bool, label: str | None, database_url: str | None) -> None:
     """Create a key and print it, once. A project exists once a key names it."""
+    if admin == (project is not None):
+        raise click.UsageError(
+            "Give --project NAME for a project's key, or --admin for an admin key (it belongs "
+            "to no project)."
+        )
     try:
-        check_project(project)
+        if project is not None:
+            check_project(project)
         check_label(label)
     except KeyInputError as error:
         raise click.UsageError(str(error)) from None
@@ -83,14 +95,17 @@ def create(project: str, label: str | None, database_url: str | None) -> None:
 
     async def work(store: KeyStore) -> tuple[bool, str, str]:
         first = not await store.has_keys()
-        created = await create_api_key(store, project, label)
+        if project is None:
+            created = await create_admin_api_key(store, label)
+        else:
+            created = await create_api_key(store, project, label)
         return first, created.key.id, created.secret
 
     first, key_id, secret = on_key_store(settings, work)
     click.echo(secret)
+    whose = "an admin key (usage and costs of every project)" if admin else f"project '{project}'"
     click.echo(
-        f"Created API key {key_id} for project '{project}'. It is shown only this once: "
-        "store it now.",
+        f"Created API key {key_id} for {whose}. It is shown only this once: store it now.",
         err=True,
     )
     if new_file is not None:
@@ -129,7 +144,8 @@ def list_(project: str | None, database_url: str | None) -> None:
 
 
 def _row(key: ApiKey) -> tuple[str, ...]:
-    return (key.id, key.project, key.label or "-", f"{key.prefix}...", _when(key.created),
+    project = "(admin: all)" if key.admin else key.project
+    return (key.id, project, key.label or "-", f"{key.prefix}...", _when(key.created),
             _when(key.last_used, "never"), _when(key.revoked))  # fmt: skip
 
 
@@ -154,7 +170,8 @@ def revoke(key_id: str, database_url: str | None) -> None:
         raise click.ClickException(
             f"No API key with the {shown} id; `chatkeep keys list` shows the keys."
         )
+    whose = "an admin key" if key.admin else f"project '{key.project}'"
     click.echo(
-        f"API key {key.id} of project '{key.project}' is revoked (since {_when(key.revoked)}); "
+        f"API key {key.id} of {whose} is revoked (since {_when(key.revoked)}); "
         f"servers refuse it within {settings.auth_cache_seconds:g} s."
     )

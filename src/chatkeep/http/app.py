@@ -35,6 +35,10 @@ from chatkeep.store.base import CompletionStore
 from chatkeep.store.factory import key_store_for, open_store
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.projects import project_settings_for
+from chatkeep.store.usage import usage_store_for
+from chatkeep.usage.meter import UsageMeter
+from chatkeep.usage.prices import PriceBook
+from chatkeep.usage.report import UsageReports
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +63,28 @@ def create_app(
         authenticator = KeyAccess.for_settings(settings, keys)
     ids = CompletionIdGenerator()
     declared = {}
+    prices = PriceBook()
     if settings.config is not None:
-        declared = project_policies(load_config(settings.config), settings.config)
+        config = load_config(settings.config)
+        declared = project_policies(config, settings.config)
+        prices = PriceBook(config.prices)
+    usage_store = usage_store_for(store)
+    meter = UsageMeter(
+        usage_store,
+        flush_seconds=settings.usage_flush_seconds,
+        retention_days=settings.usage_retention_days,
+    )
     policies = PolicyBook(project_settings_for(store), declared, ttl=settings.auth_cache_seconds)
     state = AppState(
         settings=settings,
         store=store,
         router=router,
         authenticator=authenticator,
-        creator=CompletionCreator(store, router, ids),
+        creator=CompletionCreator(store, router, ids, meter),
         stored=StoredCompletions(store),
         policies=policies,
         retention=Retention(store, policies),
+        usage=UsageReports(usage_store, meter, prices),
     )
 
     @asynccontextmanager
@@ -79,11 +93,13 @@ def create_app(
         await state.policies.load()
         await state.authenticator.start()
         await state.router.start()
+        await meter.start()
         try:
             async with running_every(state.retention, settings.purge_interval_seconds):
                 yield
         finally:
             await state.router.aclose()
+            await meter.aclose()  # after the last completion, before the store closes
             await state.authenticator.aclose()
             await state.store.close()
 

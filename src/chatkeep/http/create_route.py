@@ -66,13 +66,16 @@ async def _create(
     state: AppState, scope: Scope, receive: Receive, channel: ResponseChannel
 ) -> None:
     headers = Headers(scope=scope)
-    project = await state.authenticator.project_for(headers)
+    caller = await state.authenticator.caller_for(headers)  # an admin key is refused
+    project = caller.project
     scope["state"]["project"] = project  # for the access log
     parsed = parse_create_request(
         await read_body(headers, receive, state.settings.max_request_bytes)
     )
     policy = await state.policies.policy_for(project)
-    context = CallContext(project=project, request_id=_request_id(scope), policy=policy)
+    context = CallContext(
+        project=project, request_id=_request_id(scope), policy=policy, api_key_id=caller.key_id
+    )
     overruled = _overruled(context, parsed)
     if parsed.params.stream:
         frames = await state.creator.open_chat_completion_stream(parsed, context)

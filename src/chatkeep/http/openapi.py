@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from chatkeep import __version__
-from chatkeep.http import openapi_export
+from chatkeep.http import openapi_export, openapi_usage
 from chatkeep.http.openapi_schemas import component_schemas, response_headers
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.queries import DEFAULT_LIMIT, MAX_LIMIT
@@ -355,7 +355,7 @@ def _components() -> dict[str, Any]:
         for name, description in _ERRORS.values()
     }
     return {
-        "schemas": component_schemas(),
+        "schemas": {**component_schemas(), **openapi_usage.usage_schemas()},
         "responses": responses,
         "parameters": {
             "completion_id": _path_param("completion_id", "A stored completion's id."),
@@ -405,6 +405,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "Chat", "description": "OpenAI's Chat Completions, stored."},
             {"name": "Models", "description": "OpenAI's models endpoints."},
             openapi_export.TAG,
+            openapi_usage.TAG,
             {"name": "chatkeep", "description": "chatkeep's own routes; no key needed."},
         ],
         "security": [{SECURITY_SCHEME: []}],
@@ -413,6 +414,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/chat/completions/{completion_id}": _chat_completion(),
             "/v1/chat/completions/{completion_id}/messages": _messages(),
             "/v1/chatkeep/exports/chat_completions": openapi_export.export_operation(),
+            **openapi_usage.usage_operations(),
             **_models(),
             **_chatkeep_routes(),
         },

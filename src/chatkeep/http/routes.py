@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatkeep.errors import NotFoundError
-from chatkeep.http import docs_page, export_route
+from chatkeep.http import docs_page, export_route, usage_routes
 from chatkeep.http.body import read_body
 from chatkeep.http.export_route import export_chat_completions
 from chatkeep.http.openapi import openapi_json
@@ -127,6 +127,8 @@ ROUTES = [
         methods=["GET"],
     ),
     Route(export_route.PATH, export_chat_completions, methods=["GET"]),
+    Route(usage_routes.USAGE_PATH, usage_routes.completions_usage, methods=["GET"]),
+    Route(usage_routes.COSTS_PATH, usage_routes.costs, methods=["GET"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),

@@ -11,6 +11,7 @@ from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
+from chatkeep.usage.report import UsageReports
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +24,4 @@ class AppState:
     stored: StoredCompletions
     policies: PolicyBook
     retention: Retention
+    usage: UsageReports

@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the project, the key's id (None on an open server, which takes calls
+    without a key), and whether it is an admin key (usage and costs of every project)."""
+
+    project: str
+    key_id: str | None = None
+    admin: bool = False
+
+
 class Authenticator(Protocol):
     async def project_for(self, headers: Mapping[str, str]) -> str:
-        """The project of the caller, or raise `AuthenticationError`."""
+        """The project of the caller, or raise `AuthenticationError` (an admin key too)."""
+        ...
+
+    async def caller_for(self, headers: Mapping[str, str], *, admin_ok: bool = False) -> Caller:
+        """The caller, or raise `AuthenticationError`; an admin key is refused unless
+        `admin_ok` (the usage and costs routes)."""
         ...
 
     async def start(self) -> None:

@@ -31,6 +31,7 @@ from chatkeep.protocol.sse import DONE_EVENT, encode_event
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
 from chatkeep.store.base import CompletionStore, NewCompletion
+from chatkeep.usage.meter import UsageMeter
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class CallContext:
     project: str
     request_id: str
     policy: ProjectPolicy = DEFAULT_POLICY
+    # The caller's key, for the usage it is counted under (None: an open server, no key).
+    api_key_id: str | None = None
 
     def stores(self, parsed: ParsedCreateRequest) -> bool:
         """Whether this create is kept: the request's `store`, as the policy rules."""
@@ -61,14 +64,20 @@ class CallContext:
 
 
 class CompletionCreator:
-    """Runs create calls against a backend, and stores what is asked to be stored."""
+    """Runs create calls against a backend, stores what is asked to be stored, and counts
+    every answered completion on `meter` (the usage routes), stored or not."""
 
     def __init__(
-        self, store: CompletionStore, router: ModelRouter, ids: CompletionIdGenerator
+        self,
+        store: CompletionStore,
+        router: ModelRouter,
+        ids: CompletionIdGenerator,
+        meter: UsageMeter | None = None,
     ) -> None:
         self._store = store
         self._router = router
         self._ids = ids
+        self._meter = meter
 
     def _backend_request(
         self, parsed: ParsedCreateRequest, store: bool
@@ -80,8 +89,9 @@ class CompletionCreator:
             body=parsed.body,
             completion_id=completion_id,
             created=created_ms // 1000,
-            # A stored completion needs its usage even when the client did not ask for it.
-            include_usage=store or _client_wants_usage(parsed.body),
+            # The meter and a stored completion need its usage even when the client did not
+            # ask for it (the service hides it from the client then).
+            include_usage=store or self._meter is not None or _client_wants_usage(parsed.body),
         )
         return backend, request
 
@@ -95,6 +105,14 @@ class CompletionCreator:
         if store:
             stored = _new_completion(completion, parsed, context, self._ids, started)
             await self._store.insert(await _redacted(stored, context))
+        if self._meter is not None:  # a dict lookup and four additions (usage/meter.py)
+            self._meter.record(
+                context.project,
+                context.api_key_id,
+                completion["model"],
+                completion["created"],
+                completion.get("usage"),
+            )
         _log_completion(
             completion["id"],
             completion["model"],
@@ -158,6 +176,10 @@ class CompletionCreator:
             completion = accumulator.result()
             stored = _new_completion(completion, parsed, context, self._ids, started)
             await self._store.insert(await _redacted(stored, context))
+        if self._meter is not None and seen.completion_id:  # a stream that ran to its end
+            self._meter.record(
+                context.project, context.api_key_id, seen.model, seen.created, seen.usage
+            )
         _log_completion(
             seen.completion_id,
             seen.model,
@@ -173,17 +195,19 @@ class CompletionCreator:
 class _StreamSummary:
     """What the log line needs from a stream, without assembling the whole completion."""
 
-    __slots__ = ("completion_id", "model", "usage")
+    __slots__ = ("completion_id", "created", "model", "usage")
 
     def __init__(self) -> None:
         self.completion_id = ""
         self.model = ""
+        self.created = 0
         self.usage: CompletionUsage | None = None
 
     def note(self, batch: list[ChatCompletionChunk]) -> None:
         if batch:
             last = batch[-1]
             self.completion_id, self.model = last["id"], last["model"]
+            self.created = last["created"]
             self.usage = last.get("usage") or self.usage
 
 

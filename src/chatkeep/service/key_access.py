@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from chatkeep.config import Settings
 from chatkeep.errors import AuthenticationError
-from chatkeep.service.access import is_loopback_host
+from chatkeep.service.access import Caller, is_loopback_host
 from chatkeep.service.keys import hash_key, looks_like_key, mask_key
 from chatkeep.store.base import DEFAULT_PROJECT
 from chatkeep.store.keys import ApiKey, KeyStore
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CHALLENGE = {"www-authenticate": 'Bearer realm="chatkeep"'}
 CREATE_HINT = "chatkeep keys create --project NAME"
+# Every call on an open server (no keys in the database yet).
+OPEN_CALLER = Caller(DEFAULT_PROJECT)
 
 
 def missing_key() -> AuthenticationError:
@@ -54,6 +56,17 @@ def incorrect_key(token: str) -> AuthenticationError:
     )
 
 
+def admin_key_refused() -> AuthenticationError:
+    """An admin key sent to a route other than usage and costs. OpenAI answers a key that
+    lacks a route's permission with 401 and this opening sentence."""
+    return AuthenticationError(
+        "You have insufficient permissions for this operation. This is an admin key: it "
+        "reads usage and costs (/v1/organization/usage/completions, /v1/organization/costs) "
+        f"and nothing else. Use a project's key here (`{CREATE_HINT}`).",
+        headers=CHALLENGE,
+    )
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header; None when there is none."""
     if authorization is None:
@@ -67,6 +80,7 @@ def bearer_token(authorization: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Cached:
     key: ApiKey
+    caller: Caller
     expires: float
 
 
@@ -127,18 +141,21 @@ class KeyAccess:
         return not self._closed
 
     async def project_for(self, headers: Mapping[str, str]) -> str:
+        return (await self.caller_for(headers)).project
+
+    async def caller_for(self, headers: Mapping[str, str], *, admin_ok: bool = False) -> Caller:
         token = bearer_token(headers.get("authorization"))
         if not self._closed and (self._clock() < self._open_until or await self._still_open()):
             if token is None or not looks_like_key(token):
-                return DEFAULT_PROJECT
-            key = await self._find(token)
-            if key is None:  # no such key, and (as of the last look) no keys at all
-                return DEFAULT_PROJECT
+                return OPEN_CALLER
+            found = await self._find(token)
+            if found is None:  # no such key, and (as of the last look) no keys at all
+                return OPEN_CALLER
             self._close()  # a key exists now: it counts, and so do all the others
-            return self._project_of(key, token)
+            return self._caller_of(found, token, admin_ok)
         if token is None:
             raise missing_key()
-        return self._project_of(await self._find(token), token)
+        return self._caller_of(await self._find(token), token, admin_ok)
 
     # Open or closed -----------------------------------------------------------------------
 
@@ -159,38 +176,43 @@ class KeyAccess:
 
     # Keys ---------------------------------------------------------------------------------
 
-    async def _find(self, token: str) -> ApiKey | None:
+    async def _find(self, token: str) -> _Cached | None:
         key_hash = hash_key(token)
         cached = self._cache.get(key_hash)
         if cached is not None and self._clock() < cached.expires:
-            return cached.key
+            return cached
         stored = await self._shared(key_hash, lambda: self._keys.find_key(key_hash))
         # The lookup was by this hash already; the compare keeps the final check in
         # constant time whatever the database's index or collation did.
         if stored is None or not hmac.compare_digest(stored.key_hash, key_hash):
             self._cache.pop(key_hash, None)
             return None
-        self._remember(key_hash, stored.key)
-        return stored.key
+        return self._remember(key_hash, stored.key)
 
-    def _remember(self, key_hash: str, key: ApiKey) -> None:
+    def _remember(self, key_hash: str, key: ApiKey) -> _Cached:
         now = self._clock()
         if len(self._cache) >= self._max_cached:
             self._cache = {h: c for h, c in self._cache.items() if now < c.expires}
             if len(self._cache) >= self._max_cached:
                 self._cache.clear()
-        self._cache[key_hash] = _Cached(key, now + self._ttl)
+        # The Caller is made once per lookup, not per request.
+        entry = _Cached(key, Caller(key.project, key.id, key.admin), now + self._ttl)
+        self._cache[key_hash] = entry
+        return entry
 
-    def _project_of(self, key: ApiKey | None, token: str) -> str:
-        if key is None:
+    def _caller_of(self, found: _Cached | None, token: str, admin_ok: bool) -> Caller:
+        if found is None:
             raise incorrect_key(token)
+        key = found.key
         if not key.active:
             if self._due(self._refused_at, key.id):
                 logger.info("refused revoked API key %s of project %s", key.id, key.project)
             raise incorrect_key(token)
+        if key.admin and not admin_ok:
+            raise admin_key_refused()
         if self._due(self._used_at, key.id):
             self._pending_use[key.id] = int(self._now())
-        return key.project
+        return found.caller
 
     def _due(self, last: dict[str, float], key_id: str) -> bool:
         """True at most once per `use_interval` for each key id (and records it)."""

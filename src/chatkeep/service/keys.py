@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass
 
 from chatkeep.ids import BASE62
-from chatkeep.store.keys import ApiKey, KeyStore, NewApiKey
+from chatkeep.store.keys import ALL_PROJECTS, ApiKey, KeyStore, NewApiKey
 
 KEY_PREFIX = "sk-ck-"
+# An admin key's secret says what it is, as OpenAI's `sk-admin-` keys do.
+ADMIN_KEY_PREFIX = KEY_PREFIX + "admin-"
 KEY_RANDOM_LENGTH = 40
 KEY_ID_PREFIX = "key_"
 KEY_ID_RANDOM_LENGTH = 20
@@ -89,17 +91,31 @@ def check_label(label: str | None) -> str | None:
 
 async def create_api_key(keys: KeyStore, project: str, label: str | None = None) -> CreatedKey:
     """Mint and store a key for `project` (which exists from now on, if it did not)."""
-    secret = new_secret()
+    return await _store_new_key(keys, new_secret(), check_project(project), label, admin=False)
+
+
+async def create_admin_api_key(keys: KeyStore, label: str | None = None) -> CreatedKey:
+    """Mint and store an admin key: it reads every project's usage and costs, as OpenAI's
+    admin keys do, and is refused by every other route (it belongs to no project)."""
+    secret = ADMIN_KEY_PREFIX + _random_base62(KEY_RANDOM_LENGTH)
+    return await _store_new_key(keys, secret, ALL_PROJECTS, label, admin=True)
+
+
+async def _store_new_key(
+    keys: KeyStore, secret: str, project: str, label: str | None, *, admin: bool
+) -> CreatedKey:
+    shown_length = len(ADMIN_KEY_PREFIX) + 4 if admin else DISPLAY_PREFIX_LENGTH
     new = NewApiKey(
         id=KEY_ID_PREFIX + _random_base62(KEY_ID_RANDOM_LENGTH),
-        project=check_project(project),
+        project=project,
         label=check_label(label),
-        prefix=secret[:DISPLAY_PREFIX_LENGTH],
+        prefix=secret[:shown_length],
         key_hash=hash_key(secret),
         created=int(time.time()),
+        admin=admin,
     )
     await keys.insert_key(new)
-    shown = ApiKey(new.id, new.project, new.label, new.prefix, new.created, None, None)
+    shown = ApiKey(new.id, new.project, new.label, new.prefix, new.created, None, None, admin)
     return CreatedKey(key=shown, secret=secret)
 
 

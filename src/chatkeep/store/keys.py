@@ -28,6 +28,9 @@ class ApiKey:
     created: int
     last_used: int | None
     revoked: int | None
+    # An admin key reads every project's usage and costs, and nothing else (`project` is
+    # then `ALL_PROJECTS`).
+    admin: bool = False
 
     @property
     def active(self) -> bool:
@@ -44,6 +47,7 @@ class NewApiKey:
     prefix: str
     key_hash: str
     created: int
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +94,15 @@ class KeyStore(Protocol):
         ...
 
 
-_COLUMNS = "id, project, label, prefix, created, last_used, revoked"
+# The project an admin key names: no project name can be it (names start with a letter or
+# digit), and it reads as "every project" in a listing or a database dump.
+ALL_PROJECTS = "*"
+_COLUMNS = "id, project, label, prefix, created, last_used, revoked, admin"
+# Where `key_hash` is in a `FIND_KEY_SQL` row: after the `_COLUMNS`.
+HASH_COLUMN = 8
 INSERT_KEY_SQL = (
-    "INSERT INTO api_keys (id, project, label, prefix, key_hash, created) "
-    "VALUES ($1, $2, $3, $4, $5, $6)"
+    "INSERT INTO api_keys (id, project, label, prefix, key_hash, created, admin) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 FIND_KEY_SQL = f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = $1"
 LIST_KEYS_SQL = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created, id"
@@ -117,9 +126,10 @@ def key_from_row(row: Any) -> ApiKey:
         created=int(row[4]),
         last_used=None if row[5] is None else int(row[5]),
         revoked=None if row[6] is None else int(row[6]),
+        admin=bool(row[7]),
     )
 
 
 def new_key_row(key: NewApiKey) -> tuple[Any, ...]:
     """The parameters of `INSERT_KEY_SQL` for `key`."""
-    return (key.id, key.project, key.label, key.prefix, key.key_hash, key.created)
+    return (key.id, key.project, key.label, key.prefix, key.key_hash, key.created, key.admin)

@@ -10,6 +10,7 @@ import asyncpg  # type: ignore[import-untyped]
 from chatkeep.store.keys import (
     FIND_KEY_SQL,
     HAS_KEYS_SQL,
+    HASH_COLUMN,
     INSERT_KEY_SQL,
     LIST_KEYS_SQL,
     RECORD_USE_SQL,
@@ -39,7 +40,7 @@ class PostgresKeyStore:
 
     async def find_key(self, key_hash: str) -> StoredKey | None:
         row = await self._store.run(lambda conn: conn.fetchrow(FIND_KEY_SQL, key_hash), read=True)
-        return None if row is None else StoredKey(key_from_row(row), row[7])
+        return None if row is None else StoredKey(key_from_row(row), row[HASH_COLUMN])
 
     async def list_keys(self) -> list[ApiKey]:
         rows = await self._store.run(lambda conn: conn.fetch(LIST_KEYS_SQL), read=True)

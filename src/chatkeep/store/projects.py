@@ -22,8 +22,11 @@ UPSERT_SQL = (
     "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, updated = excluded.updated"
 )
 DELETE_SQL = "DELETE FROM projects WHERE name = $1"
-# Projects that API keys name, with how many keys are active.
-KEYED_SQL = "SELECT project, count(*) FILTER (WHERE revoked IS NULL) FROM api_keys GROUP BY project"
+# Projects that API keys name, with how many keys are active (admin keys name no project).
+KEYED_SQL = (
+    "SELECT project, count(*) FILTER (WHERE revoked IS NULL) FROM api_keys "
+    "WHERE NOT admin GROUP BY project"
+)
 
 
 class ProjectSettingsStore(Protocol):

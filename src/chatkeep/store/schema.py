@@ -16,7 +16,7 @@ import orjson
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
-from chatkeep.store import imports, search_index
+from chatkeep.store import imports, search_index, usage_schema
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -281,6 +281,13 @@ _SEARCH = Migration(
     postgres=search_index.POSTGRES_MIGRATION,
 )
 
+# OpenAI's usage and costs API (`usage_schema`): per-minute sums, and admin keys.
+_USAGE = Migration(
+    name="0006_usage",
+    sqlite=usage_schema.SQLITE_MIGRATION,
+    postgres=usage_schema.POSTGRES_MIGRATION,
+)
+
 # Imports (`imports`): original ids of imported completions, and each import's progress.
 _IMPORT = Migration(
     name="0008_import", sqlite=imports.SQLITE_MIGRATION, postgres=imports.POSTGRES_MIGRATION
@@ -292,6 +299,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _API_KEYS,
     _LIFECYCLE,
     _SEARCH,
+    _USAGE,
     _IMPORT,
 )
 

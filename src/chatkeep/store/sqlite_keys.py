@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from chatkeep.store.keys import (
     FIND_KEY_SQL,
     HAS_KEYS_SQL,
+    HASH_COLUMN,
     INSERT_KEY_SQL,
     LIST_KEYS_SQL,
     RECORD_USE_SQL,
@@ -50,7 +51,7 @@ class SQLiteKeyStore:
 
     async def find_key(self, key_hash: str) -> StoredKey | None:
         row = await self._store.run_read(lambda conn: conn.execute(_FIND, (key_hash,)).fetchone())
-        return None if row is None else StoredKey(key_from_row(row), row[7])
+        return None if row is None else StoredKey(key_from_row(row), row[HASH_COLUMN])
 
     async def list_keys(self) -> list[ApiKey]:
         rows = await self._store.run_read(lambda conn: conn.execute(_LIST).fetchall())
