@@ -2,6 +2,8 @@
 
     python bench/search.py [--rows 1000000] [--engines sqlite,postgres] [--runs 200]
                            [--json FILE]
+    python bench/search.py --fill URL --rows N     # fill a store now, keep it
+    python bench/search.py --measure URL [--measure URL] --rows N   # measure it later
 
 Fills a fresh store per engine with `fill_store.py` (ids over the last 30 days, so
 PostgreSQL has its week partitions), then asks the store itself (no HTTP: the figure is
@@ -196,14 +198,36 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n\nIndex size: " + "; ".join(sizes) + "\n"
 
 
+def measure_existing(url: str, rows: int, runs: int) -> dict[str, Any]:
+    """`--measure URL`: a store filled before (`--fill URL`), measured as it is."""
+    engine = "sqlite" if url.startswith("sqlite") else "postgres"
+    results = asyncio.run(bench_store(url, runs))
+    if engine == "sqlite":
+        sizes = sqlite_sizes(url.removeprefix("sqlite:///"))
+    else:
+        sizes = asyncio.run(postgres_sizes(url))
+    share = sizes["index_bytes"] / sizes["database_bytes"]
+    return {"engine": engine, "rows": rows, "cases": results, **sizes, "index_share": share}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--fill", metavar="URL", help="only fill this (empty) store, keep it")
+    parser.add_argument(
+        "--measure", metavar="URL", action="append", help="measure this filled store; repeat"
+    )
     args = parser.parse_args(argv)
-    runs = [bench_engine(e, args.rows, args.runs) for e in args.engines.split(",")]
+    if args.fill:
+        fill(args.fill, args.rows)
+        return 0
+    if args.measure:
+        runs = [measure_existing(url, args.rows, args.runs) for url in args.measure]
+    else:
+        runs = [bench_engine(e, args.rows, args.runs) for e in args.engines.split(",")]
     print(markdown(runs))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2) + "\n")
