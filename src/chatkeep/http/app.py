@@ -27,12 +27,13 @@ from chatkeep.http.state import AppState
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention, running_every
+from chatkeep.responses.service import ResponseService
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.key_access import KeyAccess
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
-from chatkeep.store.factory import key_store_for, open_store
+from chatkeep.store.factory import key_store_for, open_store, response_store_for
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.projects import project_settings_for
 
@@ -62,6 +63,7 @@ def create_app(
     if settings.config is not None:
         declared = project_policies(load_config(settings.config), settings.config)
     policies = PolicyBook(project_settings_for(store), declared, ttl=settings.auth_cache_seconds)
+    responses = response_store_for(store)
     state = AppState(
         settings=settings,
         store=store,
@@ -70,7 +72,8 @@ def create_app(
         creator=CompletionCreator(store, router, ids),
         stored=StoredCompletions(store),
         policies=policies,
-        retention=Retention(store, policies),
+        retention=Retention(store, policies, responses=responses),
+        responses=ResponseService(responses, router, ids),
     )
 
     @asynccontextmanager
