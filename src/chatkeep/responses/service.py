@@ -43,9 +43,16 @@ def not_found(response_id: str) -> NotFoundError:
     )
 
 
-def previous_not_found(response_id: str) -> NotFoundError:
+def previous_not_found(response_id: str, missing: str) -> NotFoundError:
+    """OpenAI's 404 for `previous_response_id`; `missing` is the link of its chain that is
+    gone (deleted, purged, never stored, another project's), named when it is another."""
+    broken = (
+        ""
+        if missing == response_id
+        else f" (an earlier response of its chain, '{missing}', is gone)"
+    )
     return NotFoundError(
-        f"Previous response with id '{response_id}' not found.",
+        f"Previous response with id '{response_id}' not found{broken}.",
         param="previous_response_id",
         code="previous_response_not_found",
     )
@@ -93,8 +100,9 @@ class ResponseService:
         if params.previous_response_id is not None:
             try:
                 chain = await self._store.chain(context.project, params.previous_response_id)
-            except ChainBroken:
-                raise previous_not_found(params.previous_response_id) from None
+            except ChainBroken as broken:
+                missing = broken.response_id
+                raise previous_not_found(params.previous_response_id, missing) from None
         items = stored_input_items(params.input, self._ids.item_id)
         messages = conversation(
             params.instructions, [(t.input_items, t.output) for t in chain], items
