@@ -80,9 +80,9 @@ def skeleton(params: CreateResponse, response_id: str, created_at: int, stored: 
         "top_logprobs": 0,
         "top_p": _default(params.top_p, 1.0),
         "truncation": "disabled",
-        "usage": None,
-        "user": params.user,
         "metadata": dict(params.metadata or {}),
+        # The spec's `user` is a string, never null: present only when the request set it.
+        **({"user": params.user} if params.user is not None else {}),
     }
 
 
@@ -96,8 +96,10 @@ def finished(response: Response, outcome: Outcome, completed_at: int) -> Respons
         "incomplete_details": None if reason is None else {"reason": reason},
         "model": outcome.model or response["model"],
         "output": outcome.output,
-        "usage": response_usage(outcome.usage),
     }
+    usage = response_usage(outcome.usage)
+    if usage is not None:  # the spec's `usage` is an object, never null
+        done["usage"] = usage
     if outcome.service_tier:
         done["service_tier"] = outcome.service_tier
     return done
