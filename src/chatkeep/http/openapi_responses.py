@@ -86,7 +86,7 @@ _RESPONSE = {
         "tools",
         "temperature",
         "top_p",
-    ],  # fmt: skip
+    ],
     "properties": {
         "id": {"type": "string", "pattern": "^resp_[0-9a-f]{48}$"},
         "object": {"const": "response"},
