@@ -1,7 +1,8 @@
 """Stored responses in the PostgreSQL database of the completions, on that store's pool.
 
-One plain table (not week partitions as the completions have: see docs/responses.md);
-retention empties and deletes its rows in bounded batches, each its own short statement.
+The table is partitioned by week on the id (`postgres_response_weeks`): an insert that
+finds no partition for its week makes it and tries again; retention drops the weeks every
+project's record window has passed, and empties or deletes the rest in bounded batches.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.protocol.base import keepable
+from chatkeep.store import postgres_response_weeks as weeks
 from chatkeep.store.base import Cutoffs, PurgeCount
 from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.postgres_faults import Connection
+from chatkeep.store.postgres_partitions import missing_partition
 from chatkeep.store.responses import (
     CHAIN_SQL,
     DELETE_SQL,
@@ -25,6 +28,7 @@ from chatkeep.store.responses import (
     NewResponse,
     Turn,
     purge_projects,
+    response_cutoffs,
     turns,
 )
 from chatkeep.store.schema import CompletionExistsError, load_json
@@ -39,8 +43,18 @@ class PostgresResponseStore:
 
     async def insert_response(self, response: NewResponse) -> None:
         row = insert_row(response)
+
+        async def insert(conn: Connection) -> None:
+            try:
+                await conn.execute(INSERT_SQL, *row)
+            except asyncpg.CheckViolationError as exc:
+                if not missing_partition(exc):
+                    raise
+                await weeks.ensure(conn, [weeks.week_of(response.id)])
+                await conn.execute(INSERT_SQL, *row)
+
         try:
-            await self._store.run(lambda conn: conn.execute(INSERT_SQL, *row))
+            await self._store.run(insert)
         except asyncpg.UniqueViolationError:
             raise CompletionExistsError(response.id) from None
 
@@ -90,7 +104,23 @@ class PostgresResponseStore:
             status: str = await run(lambda c: _execute(c, sql, name, cutoff))
             return int(status.rsplit(" ", 1)[-1])
 
-        return await purge_projects(names, cutoffs, dry_run=dry_run, count=count, batch=batch)
+        if dry_run:
+            return await purge_projects(names, cutoffs, dry_run=True, count=count, batch=batch)
+        await run(weeks.prepare)
+        found: dict[str, PurgeCount] = {}
+        records = [response_cutoffs(cutoffs(name))[1] for name in names]
+        passed = None if not names or None in records else min(r for r in records if r)
+        if project is None and passed is not None:  # a drop is every project's purge
+            await run(lambda c: weeks.drop_passed(c, passed, found))
+        more = await purge_projects(names, cutoffs, dry_run=False, count=count, batch=batch)
+        for name, tally in more.items():
+            total = found.setdefault(name, PurgeCount())
+            total.records += tally.records
+            total.content += tally.content
+        below = [c for name in names for c in response_cutoffs(cutoffs(name)) if c is not None]
+        if any(t.records or t.content for t in more.values()) and below:
+            await run(lambda c: weeks.vacuum_below(c, max(below)))
+        return found
 
 
 async def _execute(conn: Connection, sql: str, project: str, cutoff: str) -> str:

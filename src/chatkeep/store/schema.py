@@ -278,8 +278,9 @@ _LIFECYCLE = Migration(
 # object and the input items of its own call; NULL once retention drops it, or when the
 # project keeps records only). A conversation is stored by reference: each row names the
 # response before it. Response ids begin with their minting time, so retention walks the
-# primary key as it does for completions. A plain table on PostgreSQL too (no week
-# partitions yet: docs/responses.md says why).
+# primary key as it does for completions; on PostgreSQL the table is partitioned by week
+# on the id as the completion tables are (`postgres_response_weeks`), its partitions made
+# on demand.
 _RESPONSES = Migration(
     name="0007_responses",
     sqlite=(
@@ -308,7 +309,7 @@ _RESPONSES = Migration(
             response json,
             input_items json,
             PRIMARY KEY (project, id)
-        )""",
+        ) PARTITION BY RANGE (id)""",
     ),
 )
 
