@@ -275,3 +275,16 @@ def test_input_images_are_kept_as_input_items(client: openai.OpenAI) -> None:
     assert created.output_text == "what is this?"
     (item,) = client.responses.input_items.list(created.id).data
     assert item.content[1].image_url == image  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_one_log_line_per_response_without_content(
+    async_client: openai.AsyncOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="chatkeep")
+    secret = "a-private-sentence-that-must-not-be-logged"
+    created = await async_client.responses.create(model="m", input=secret, instructions=secret)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("response ")]
+    assert len(lines) == 1
+    assert f"id={created.id}" in lines[0] and "stored=True status=completed" in lines[0]
+    assert not [r for r in caplog.records if secret in r.getMessage()]

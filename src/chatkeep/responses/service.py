@@ -19,6 +19,7 @@ from typing import Any
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.errors import ChatkeepError, InvalidRequestError, NotFoundError
 from chatkeep.ids import CompletionIdGenerator
+from chatkeep.log_lines import RESPONSE_LINE
 from chatkeep.protocol.responses import CursorPage
 from chatkeep.response_ids import ResponseIdGenerator
 from chatkeep.responses import chat_call
@@ -31,10 +32,6 @@ from chatkeep.service.completions import CallContext, ModelRouter
 from chatkeep.store.responses import ChainBroken, NewResponse, ResponseStore, Turn
 
 logger = logging.getLogger(__name__)
-RESPONSE_LINE = (
-    "response %s request=%s project=%s model=%s backend=%s stream=%s stored=%s "
-    "input_tokens=%s output_tokens=%s duration_ms=%.1f"
-)
 
 
 def not_found(response_id: str) -> NotFoundError:
@@ -215,6 +212,7 @@ class ResponseService:
             call.backend.name,
             bool(params.stream),
             call.store,
+            response["status"],
             usage.get("input_tokens"),
             usage.get("output_tokens"),
             (time.perf_counter() - call.started) * 1000,
