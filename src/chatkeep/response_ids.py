@@ -14,6 +14,8 @@ import random
 import re
 import threading
 import time
+import weakref
+from functools import partial
 
 RESPONSE_PREFIX = "resp_"
 _TIME_DIGITS = 12  # 48 bits of milliseconds
@@ -30,10 +32,9 @@ class ResponseIdGenerator:
         self._random = random.Random(os.urandom(32))
         self._lock = threading.Lock()
         self._last = 0
-        os.register_at_fork(after_in_child=self._reseed)
-
-    def _reseed(self) -> None:
-        self._random.seed(os.urandom(32))
+        # A forked child would otherwise repeat its parent's ids (weakly held: an app that
+        # is gone leaves nothing behind in the fork hooks).
+        os.register_at_fork(after_in_child=partial(_reseed, weakref.ref(self._random)))
 
     def new_response_id(self) -> tuple[str, int]:
         """A new response id and its creation time in Unix milliseconds."""
@@ -48,6 +49,12 @@ class ResponseIdGenerator:
     def item_id(self, prefix: str) -> str:
         """`msg_`, `fc_`... and 48 hex digits."""
         return f"{prefix}_{self._random.getrandbits(192):048x}"
+
+
+def _reseed(generator: weakref.ref[random.Random]) -> None:
+    found = generator()
+    if found is not None:
+        found.seed(os.urandom(32))
 
 
 def is_response_id(value: str) -> bool:

@@ -21,7 +21,7 @@ from chatkeep.errors import ChatkeepError, InvalidRequestError, NotFoundError
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.log_lines import RESPONSE_LINE
 from chatkeep.protocol.responses import CursorPage
-from chatkeep.response_ids import ResponseIdGenerator
+from chatkeep.response_ids import ResponseIdGenerator, is_response_id
 from chatkeep.responses import chat_call
 from chatkeep.responses.events import EventWriter
 from chatkeep.responses.items import conversation, stored_input_items
@@ -168,7 +168,9 @@ class ResponseService:
                 if frame:
                     yield frame
                 batch = await anext(batches, None)
-            yield writer.close()
+            closing = writer.close()
+            if closing:
+                yield closing
             response = finished(call.response, writer.outcome(), int(time.time()))
             await self._keep(call, response)
         except ChatkeepError as error:
@@ -219,20 +221,26 @@ class ResponseService:
         )
 
     async def retrieve_response(self, project: str, response_id: str) -> Response:
-        found = await self._store.get_response(project, response_id)
+        found = None
+        if is_response_id(response_id):  # no other id was ever minted: no lookup needed
+            found = await self._store.get_response(project, response_id)
         if found is None:
             raise not_found(response_id)
         return found
 
     async def delete_response(self, project: str, response_id: str) -> dict[str, Any]:
-        if not await self._store.delete_response(project, response_id):
+        if not (
+            is_response_id(response_id) and await self._store.delete_response(project, response_id)
+        ):
             raise not_found(response_id)
         return {"id": response_id, "object": "response", "deleted": True}
 
     async def list_input_items(
         self, project: str, response_id: str, *, limit: int, order: str, after: str | None
     ) -> CursorPage:
-        items = await self._store.input_items(project, response_id)
+        items = None
+        if is_response_id(response_id):
+            items = await self._store.input_items(project, response_id)
         if items is None:
             raise not_found(response_id)
         ordered = items if order == "asc" else items[::-1]
