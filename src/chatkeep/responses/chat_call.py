@@ -45,6 +45,8 @@ def chat_body(params: CreateResponse, messages: list[Message], *, stream: bool) 
         value = getattr(params, name)
         if value is not None:
             body[name] = value
+    if params.prompt_cache_options is not None:
+        body["prompt_cache_options"] = params.prompt_cache_options.model_dump(exclude_none=True)
     if params.max_output_tokens is not None:
         body["max_completion_tokens"] = params.max_output_tokens
     if params.tools:

@@ -18,7 +18,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from chatkeep.errors import InvalidRequestError
 from chatkeep.protocol.base import by_field, by_shape, enum_of, rule_error, tag
 from chatkeep.protocol.messages import NAME_PATTERN, FunctionName
-from chatkeep.protocol.requests import Metadata, ModelName, Probability, Temperature
+from chatkeep.protocol.requests import (
+    Metadata,
+    ModelName,
+    Probability,
+    PromptCacheOptionsParam,
+    Temperature,
+)
 from chatkeep.protocol.validation import invalid_request, json_type
 
 _Role = Literal["user", "assistant", "system", "developer"]
@@ -243,6 +249,7 @@ class CreateResponse(BaseModel):
     prompt_cache_retention: (
         Annotated[_PromptCacheRetention, enum_of(_PromptCacheRetention)] | None
     ) = None
+    prompt_cache_options: PromptCacheOptionsParam | None = None
     include: list[str] | None = None
     reasoning: ReasoningParam | None = None
     service_tier: Annotated[_ServiceTier, enum_of(_ServiceTier)] | None = None
