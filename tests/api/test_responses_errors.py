@@ -40,6 +40,12 @@ CASES: list[tuple[dict[str, Any], int, str | None, str | None]] = [
         "invalid_value",
     ),
     (
+        {**M, "input": [user([{"type": "input_image", "file_id": "file_1", "detail": "auto"}])]},
+        400,
+        "input[0].content[0].image_url",
+        "missing_required_parameter",
+    ),
+    (
         {**M, "input": [user([{"type": "input_text"}])]},
         400,
         "input[0].content[0].text",
