@@ -160,8 +160,8 @@ class ResponseService:
         batches: AsyncIterator[list[Any]],
     ) -> AsyncIterator[bytes]:
         writer = EventWriter(self._ids.item_id)
-        yield writer.started(call.response)
         try:
+            yield writer.started(call.response)
             batch: list[Any] | None = first
             while batch is not None:
                 frame = writer.chunks(batch)
