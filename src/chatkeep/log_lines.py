@@ -26,8 +26,32 @@ COMPLETION_FIELDS = (
     "duration_ms",
 )
 
+RESPONSE_LINE = (
+    "response id=%s request_id=%s project=%s model=%s backend=%s stream=%s stored=%s "
+    "status=%s input_tokens=%s output_tokens=%s duration_ms=%.1f"
+)
+RESPONSE_FIELDS = (
+    "response_id",
+    "request_id",
+    "project",
+    "model",
+    "backend",
+    "stream",
+    "stored",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "duration_ms",
+)
+
 ACCESS_LINE = "request id=%s project=%s method=%s path=%s status=%d duration_ms=%.1f"
 ACCESS_FIELDS = ("request_id", "project", "method", "path", "status", "duration_ms")
 
 # Template -> argument names, for the JSON formatter.
-FIELDS = MappingProxyType({COMPLETION_LINE: COMPLETION_FIELDS, ACCESS_LINE: ACCESS_FIELDS})
+FIELDS = MappingProxyType(
+    {
+        COMPLETION_LINE: COMPLETION_FIELDS,
+        RESPONSE_LINE: RESPONSE_FIELDS,
+        ACCESS_LINE: ACCESS_FIELDS,
+    }
+)

@@ -46,6 +46,10 @@ SPEC_NAMES = {
     "Model",
     "ListModelsResponse",
     "ErrorResponse",
+    "CreateResponse",
+    "Response",
+    "ResponseItemList",
+    "ResponseStreamEvent",
 }
 
 
@@ -334,3 +338,25 @@ async def test_only_the_pages_files_are_served(anonymous: httpx2.AsyncClient, pa
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["message"].startswith("Invalid URL (GET /docs/static/")
+
+
+def test_responses_answers_match_their_operations(
+    http: httpx2.Client, document: dict[str, Any]
+) -> None:
+    one, items = "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"
+    created = http.post("/v1/responses", json={"model": "m", "input": "hi", "metadata": {"k": "v"}})
+    _check(document, "POST", "/v1/responses", created)
+    response_id = created.json()["id"]
+    _check(document, "GET", one, http.get(f"/v1/responses/{response_id}"))
+    _check(document, "GET", items, http.get(f"/v1/responses/{response_id}/input_items"))
+    streamed = http.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+    for frame in (f for f in streamed.text.split("\n\n") if f):
+        data = json.loads(frame.split("\n")[1].removeprefix("data: "))
+        _check(document, "POST", "/v1/responses", streamed, data, "text/event-stream")
+    _check(document, "DELETE", one, http.delete(f"/v1/responses/{response_id}"))
+    gone = http.get(f"/v1/responses/{response_id}")
+    assert gone.status_code == 404
+    _check(document, "GET", one, gone)
+    invalid = http.post("/v1/responses", json={"model": "m", "background": True})
+    assert invalid.status_code == 400
+    _check(document, "POST", "/v1/responses", invalid)

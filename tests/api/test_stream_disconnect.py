@@ -63,3 +63,22 @@ async def test_leaving_mid_stream_cancels_upstream_and_stores_nothing(
             await stream.close()
             await upstream.client_gone.wait()
             assert (await client.chat.completions.list()).data == []
+
+
+async def test_leaving_a_response_stream_cancels_upstream_and_stores_nothing(
+    upstream: FaultUpstream, chatkeep_url: str
+) -> None:
+    async with openai.AsyncOpenAI(api_key="sk", base_url=chatkeep_url, max_retries=0) as client:
+        with anyio.fail_after(10):
+            stream = await client.responses.create(model="endless", input="go on", stream=True)
+            response_id = None
+            async for event in stream:
+                if event.type == "response.created":
+                    response_id = event.response.id
+                if event.type == "response.output_text.delta":
+                    break
+            await stream.close()
+            await upstream.client_gone.wait()
+            assert response_id is not None
+            with pytest.raises(openai.NotFoundError):  # announced, never completed: not kept
+                await client.responses.retrieve(response_id)

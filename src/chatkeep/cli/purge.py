@@ -13,7 +13,7 @@ from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention
 from chatkeep.store.base import PurgeCount
-from chatkeep.store.factory import MigratableStore
+from chatkeep.store.factory import MigratableStore, response_store_for
 from chatkeep.store.projects import project_settings_for
 
 
@@ -35,7 +35,8 @@ def purge(
         await store.open()
         try:
             book = PolicyBook(project_settings_for(store), declared, ttl=0)
-            return await Retention(store, book).purge(project=project, dry_run=dry_run)
+            retention = Retention(store, book, responses=response_store_for(store))
+            return await retention.purge(project=project, dry_run=dry_run)
         finally:
             await store.close()
 

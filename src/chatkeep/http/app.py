@@ -27,12 +27,13 @@ from chatkeep.http.state import AppState
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention, running_every
+from chatkeep.responses.service import ResponseService
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.key_access import KeyAccess
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import CompletionStore
-from chatkeep.store.factory import key_store_for, open_store
+from chatkeep.store.factory import key_store_for, open_store, response_store_for
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.projects import project_settings_for
 from chatkeep.store.usage import usage_store_for
@@ -75,6 +76,7 @@ def create_app(
         retention_days=settings.usage_retention_days,
     )
     policies = PolicyBook(project_settings_for(store), declared, ttl=settings.auth_cache_seconds)
+    responses = response_store_for(store)
     state = AppState(
         settings=settings,
         store=store,
@@ -83,8 +85,9 @@ def create_app(
         creator=CompletionCreator(store, router, ids, meter),
         stored=StoredCompletions(store),
         policies=policies,
-        retention=Retention(store, policies),
+        retention=Retention(store, policies, responses=responses),
         usage=UsageReports(usage_store, meter, prices),
+        responses=ResponseService(responses, router, ids),
     )
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from chatkeep import __version__
-from chatkeep.http import openapi_export, openapi_usage
+from chatkeep.http import openapi_export, openapi_responses, openapi_usage
 from chatkeep.http.openapi_schemas import component_schemas, response_headers
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.queries import DEFAULT_LIMIT, MAX_LIMIT
@@ -355,7 +355,9 @@ def _components() -> dict[str, Any]:
         for name, description in _ERRORS.values()
     }
     return {
-        "schemas": {**component_schemas(), **openapi_usage.usage_schemas()},
+        "schemas": _merged(
+            {**component_schemas(), **openapi_usage.usage_schemas()}, openapi_responses.schemas()
+        ),
         "responses": responses,
         "parameters": {
             "completion_id": _path_param("completion_id", "A stored completion's id."),
@@ -391,6 +393,14 @@ def _components() -> dict[str, Any]:
     }
 
 
+def _merged(schemas: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Both sets of schemas; a name both use must mean one schema."""
+    for name, schema in more.items():
+        if schemas.setdefault(name, schema) != schema:
+            raise RuntimeError(f"two schemas are named {name}")
+    return dict(sorted(schemas.items()))
+
+
 def openapi_document() -> dict[str, Any]:
     """The document, built anew (see `openapi_json` for the cached, encoded one)."""
     return {
@@ -404,6 +414,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "Chat", "description": "OpenAI's Chat Completions, stored."},
             {"name": "Models", "description": "OpenAI's models endpoints."},
+            {"name": "Responses", "description": "OpenAI's Responses API, stored."},
             openapi_export.TAG,
             openapi_usage.TAG,
             {"name": "chatkeep", "description": "chatkeep's own routes; no key needed."},
@@ -415,6 +426,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/chat/completions/{completion_id}/messages": _messages(),
             "/v1/chatkeep/exports/chat_completions": openapi_export.export_operation(),
             **openapi_usage.usage_operations(),
+            **openapi_responses.paths(),
             **_models(),
             **_chatkeep_routes(),
         },

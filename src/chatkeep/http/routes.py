@@ -16,6 +16,7 @@ from chatkeep.http.export_route import export_chat_completions
 from chatkeep.http.openapi import openapi_json
 from chatkeep.http.paths import path_param
 from chatkeep.http.responses import OpenAIJSONResponse
+from chatkeep.http.responses_api import RESPONSES_ROUTES
 from chatkeep.http.state import AppState
 from chatkeep.protocol.queries import parse_list_query, parse_messages_query
 from chatkeep.protocol.requests import parse_update_request
@@ -129,6 +130,7 @@ ROUTES = [
     Route(export_route.PATH, export_chat_completions, methods=["GET"]),
     Route(usage_routes.USAGE_PATH, usage_routes.completions_usage, methods=["GET"]),
     Route(usage_routes.COSTS_PATH, usage_routes.costs, methods=["GET"]),
+    *RESPONSES_ROUTES,
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),

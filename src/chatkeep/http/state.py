@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from chatkeep.config import Settings
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention
+from chatkeep.responses.service import ResponseService
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
 from chatkeep.service.reads import StoredCompletions
@@ -25,3 +26,4 @@ class AppState:
     policies: PolicyBook
     retention: Retention
     usage: UsageReports
+    responses: ResponseService

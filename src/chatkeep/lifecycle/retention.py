@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from chatkeep.errors import ChatkeepError
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.store.base import CompletionStore, Cutoffs, PurgeCount
+from chatkeep.store.responses import ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,10 @@ class Retention:
         book: PolicyBook,
         *,
         clock: Callable[[], float] = time.time,
+        responses: ResponseStore | None = None,
     ) -> None:
         self._store = store
+        self._responses = responses
         self._book = book
         self._clock = clock
 
@@ -46,11 +49,32 @@ class Retention:
             return policy_of(name).cutoffs(now_ms)
 
         if dry_run:
-            return await self._store.purge(cutoffs, project=project, dry_run=True)
+            found = await self._store.purge(cutoffs, project=project, dry_run=True)
+            return await self._with_responses(found, cutoffs, project, dry_run=True)
         async with self._store.purge_lock() as acquired:
             if not acquired:
                 return None
-            return await self._store.purge(cutoffs, project=project)
+            found = await self._store.purge(cutoffs, project=project)
+            return await self._with_responses(found, cutoffs, project, dry_run=False)
+
+    async def _with_responses(
+        self,
+        found: dict[str, PurgeCount],
+        cutoffs: Callable[[str], Cutoffs],
+        project: str | None,
+        *,
+        dry_run: bool,
+    ) -> dict[str, PurgeCount]:
+        """Stored responses (docs/responses.md) follow the same policy: their counts are
+        added to their project's."""
+        if self._responses is None:
+            return found
+        more = await self._responses.purge_responses(cutoffs, project=project, dry_run=dry_run)
+        for name, count in more.items():
+            total = found.setdefault(name, PurgeCount())
+            total.content += count.content
+            total.records += count.records
+        return found
 
     async def run_every(self, seconds: float) -> None:
         """Purge every `seconds`, the first time at once, until cancelled; a round that

@@ -13,8 +13,11 @@ from chatkeep.store.base import CompletionStore
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.postgres_keys import PostgresKeyStore
+from chatkeep.store.postgres_responses import PostgresResponseStore
+from chatkeep.store.responses import ResponseStore
 from chatkeep.store.sqlite import SQLiteStore
 from chatkeep.store.sqlite_keys import SQLiteKeyStore
+from chatkeep.store.sqlite_responses import SQLiteResponseStore
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -83,3 +86,12 @@ def key_store_for(store: CompletionStore) -> KeyStore:
     raise TypeError(
         f"No key store for a {type(store).__name__}: pass `key_store=` or `authenticator=`."
     )
+
+
+def response_store_for(store: CompletionStore) -> ResponseStore:
+    """The stored responses kept in `store`'s database, on its connections (open with it)."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteResponseStore(store)
+    if isinstance(store, PostgresStore):
+        return PostgresResponseStore(store)
+    raise TypeError(f"No response store for a {type(store).__name__}: pass `responses=`.")

@@ -16,7 +16,7 @@ import orjson
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
-from chatkeep.store import imports, search_index, usage_schema
+from chatkeep.store import imports, responses_schema, search_index, usage_schema
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -288,6 +288,13 @@ _USAGE = Migration(
     postgres=usage_schema.POSTGRES_MIGRATION,
 )
 
+# The Responses API (`responses_schema`): stored responses, chained by reference.
+_RESPONSES = Migration(
+    name="0007_responses",
+    sqlite=responses_schema.SQLITE_MIGRATION,
+    postgres=responses_schema.POSTGRES_MIGRATION,
+)
+
 # Imports (`imports`): original ids of imported completions, and each import's progress.
 _IMPORT = Migration(
     name="0008_import", sqlite=imports.SQLITE_MIGRATION, postgres=imports.POSTGRES_MIGRATION
@@ -300,6 +307,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _LIFECYCLE,
     _SEARCH,
     _USAGE,
+    _RESPONSES,
     _IMPORT,
 )
 

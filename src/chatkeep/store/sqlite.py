@@ -393,6 +393,9 @@ class SQLiteStore:
         if self._writer is not None:
             self._writer.request_checkpoint()
 
+    # For stored responses: a write op that checkpoints the WAL once its batch commits.
+    request_checkpoint = _request_checkpoint
+
     # For the key store, which lives in this same database ---------------------------------
 
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
