@@ -344,6 +344,9 @@ def test_an_admin_key_is_refused_everywhere_but_usage_and_costs(served: Served) 
         lambda: admin.chat.completions.delete(created.id),
         lambda: admin.chat.completions.messages.list(created.id),
         lambda: admin.models.list(),
+        lambda: admin.responses.create(model="gpt-4o", input="hi"),
+        lambda: admin.responses.retrieve("resp_" + "0" * 48),
+        lambda: admin.chat.completions.list(extra_query={"search": "hi"}),
     ]
     for call in calls:
         with pytest.raises(openai.AuthenticationError) as refused:
