@@ -35,6 +35,8 @@ from chatkeep.store.base import CompletionStore
 from chatkeep.store.factory import key_store_for, open_store
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.projects import project_settings_for
+from chatkeep.ui import build_services as build_ui_services
+from chatkeep.ui import ui_routes
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +89,15 @@ def create_app(
             await state.authenticator.aclose()
             await state.store.close()
 
+    ui = build_ui_services(
+        settings,
+        stored=state.stored,
+        store=store,
+        authenticator=authenticator,
+        model_names=lambda: [model["id"] for model in state.router.models()],
+    )
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *ui_routes(ui)],
         # The create route runs inside the request-id middleware, ahead of Starlette's router.
         middleware=[
             Middleware(RequestIdMiddleware, ids=ids, access_log=settings.access_log),

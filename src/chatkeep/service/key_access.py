@@ -159,8 +159,23 @@ class KeyAccess:
 
     # Keys ---------------------------------------------------------------------------------
 
+    async def project_for_key_hash(self, key_hash: str) -> str:
+        """The project of an active key given by its hash (a web UI session holds the hash,
+        never the key), or raise `AuthenticationError`: unknown and revoked alike."""
+        key = await self._find_hash(key_hash)
+        if key is None or not key.active:
+            raise AuthenticationError(
+                "The API key of this session is no longer valid: it was revoked. Sign in "
+                "with another key.",
+                code="invalid_api_key",
+            )
+        self._close()  # a key exists: the server is closed from now on, as in `project_for`
+        return self._project_of(key, "")
+
     async def _find(self, token: str) -> ApiKey | None:
-        key_hash = hash_key(token)
+        return await self._find_hash(hash_key(token))
+
+    async def _find_hash(self, key_hash: str) -> ApiKey | None:
         cached = self._cache.get(key_hash)
         if cached is not None and self._clock() < cached.expires:
             return cached.key
