@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
 
 from tests.api.keyed import Caller, keyed_server
 
+T = TypeVar("T")
 CHROMIUM = Path(os.environ.get("CHATKEEP_TEST_CHROMIUM", "/usr/bin/chromium"))
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -40,10 +43,25 @@ def sign_in(client: httpx2.Client, secret: str) -> httpx2.Response:
     return client.post("/ui/sign-in", data={"csrf": token, "key": secret})
 
 
+def aside(function: Callable[..., T], *args: Any) -> T:
+    """Call `function` in another thread: Playwright's synchronous API keeps an event loop
+    running on the test's thread, where the CLI's own `asyncio.run` cannot start one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+@contextmanager
+def keyed_aside(database_url: str) -> Iterator[tuple[str, dict[str, Caller]]]:
+    """`keyed_server` (alpha and beta with a key each; a revoked key stops at its next
+    request), entered and left in another thread."""
+    served = keyed_server(database_url, auth_cache_seconds=0)
+    yield aside(served.__enter__)
+    aside(served.__exit__, None, None, None)
+
+
 @pytest.fixture
 def keyed(database_url: str) -> Iterator[tuple[str, dict[str, Caller]]]:
-    """Projects alpha and beta with a key each; a revoked key stops at its next request."""
-    with keyed_server(database_url, auth_cache_seconds=0) as served:
+    with keyed_aside(database_url) as served:
         yield served
 
 

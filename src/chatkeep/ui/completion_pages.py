@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from chatkeep.errors import InvalidRequestError
 from chatkeep.ids import is_completion_id
+from chatkeep.protocol.queries import DEFAULT_LIMIT
 from chatkeep.protocol.requests import parse_update_request
 from chatkeep.ui import snippets, views
 from chatkeep.ui.call import Call
@@ -92,6 +93,7 @@ def _list(
         json_twin=twin,
         models=call.services.model_names(),
         search_enabled=SEARCH_ENABLED,
+        default_limit=DEFAULT_LIMIT,
         deleted=_deleted_id(call),
     )
 
