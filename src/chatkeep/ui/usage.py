@@ -67,12 +67,12 @@ def colour_of(index: int) -> str:
 
 
 def nice_ceiling(value: float) -> tuple[float, float]:
-    """An axis top at or above `value` and its step: 1, 2 or 5 times a power of ten, in
-    four steps or fewer."""
-    if value <= 0:
-        return 1.0, 0.25
+    """An axis top at or above `value` and its step: 1, 2 or 5 times a power of ten (whole:
+    the figures are counts), in four steps or fewer."""
+    if value <= 1:
+        return 1.0, 1.0
     raw_step = value / 4
-    magnitude = 10 ** math.floor(math.log10(raw_step))
+    magnitude = max(1, 10 ** math.floor(math.log10(raw_step)))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw_step)
     return step * math.ceil(value / step), step
 
