@@ -47,16 +47,20 @@ def _pairs(metadata: dict[str, str]) -> list[tuple[str, str]]:
 
 def cases(ids: list[str]) -> dict[str, Case]:
     day = (datetime.now(UTC) - timedelta(days=30)).replace(hour=0, minute=0, second=0)
-    window = [("from", day.strftime("%Y-%m-%dT%H:%M")),
-              ("until", (day + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))]
+    window = [
+        ("from", day.strftime("%Y-%m-%dT%H:%M")),
+        ("until", (day + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")),
+    ]
     return {
         "first page": lambda rng: [],
         "after a random cursor": lambda rng: [("after", rng.choice(ids))],
         "2-key metadata filter, random cursor": lambda rng: [
-            *_pairs(rng.choice(TYPICAL_FILTERS)), ("after", rng.choice(ids))
+            *_pairs(rng.choice(TYPICAL_FILTERS)),
+            ("after", rng.choice(ids)),
         ],
         "model filter, random cursor": lambda rng: [
-            ("model", "gpt-4o"), ("after", rng.choice(ids))
+            ("model", "gpt-4o"),
+            ("after", rng.choice(ids)),
         ],
         "one-day time range": lambda rng: window,
         "rare pair (worst case), first page": lambda rng: _pairs(RARE_FILTER),

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     with tempfile.TemporaryDirectory(prefix="chatkeep-shots-") as temp:
         database_url = f"sqlite:///{Path(temp) / 'chatkeep.db'}"
-        key = chatkeep("keys", "create", "--project", "acme-support", "--database-url",
-                       database_url, env=env)
+        key = chatkeep(
+            "keys", "create", "--project", "acme-support", "--database-url", database_url, env=env
+        )
         with server(database_url, env) as base, sync_playwright() as playwright:
             with openai.OpenAI(api_key=key, base_url=f"{base}/v1", max_retries=0) as client:
                 ids = fill(client)
@@ -135,13 +136,22 @@ def main(argv: list[str] | None = None) -> int:
                 page.fill("#key", key)
                 page.click("button[type=submit]")
                 shoot(page, f"{base}/ui", args.out, f"list{suffix}", full=False)
-                shoot(page, f"{base}/ui/completions/{ids['agent']}", args.out, f"tool-calls{suffix}")
+                shoot(
+                    page, f"{base}/ui/completions/{ids['agent']}", args.out, f"tool-calls{suffix}"
+                )
                 if not suffix:
-                    shoot(page, f"{base}/ui?mk=team&mv=support&mk=env&mv=prod", args.out, "filtered")
+                    shoot(
+                        page, f"{base}/ui?mk=team&mv=support&mk=env&mv=prod", args.out, "filtered"
+                    )
                     shoot(page, f"{base}/ui/completions/{ids['image']}", args.out, "image")
                     shoot(page, f"{base}/ui/completions/{ids['choices']}", args.out, "choices")
-                    shoot(page, f"{base}/ui/completions/{ids['support']}/delete", args.out,
-                          "delete", full=False)
+                    shoot(
+                        page,
+                        f"{base}/ui/completions/{ids['support']}/delete",
+                        args.out,
+                        "delete",
+                        full=False,
+                    )
                     shoot(page, f"{base}/ui/usage", args.out, "usage", full=False)
                 context.close()
             browser.close()

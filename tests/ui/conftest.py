@@ -1,9 +1,9 @@
 """Fixtures of the web UI's tests: a keyed server on the test's store, plain HTTP clients
-that sign in as a browser would, and one Chromium for the whole session.
+that sign in as a browser would, and one Chromium for the browser tests.
 
-The browser tests drive Debian's Chromium (`/usr/bin/chromium`) through Playwright. Where
-either is missing they are skipped, saying why, unless `CHATKEEP_REQUIRE_BROWSER=1` (set by
-`.ci/run`) makes that a failure.
+The browser tests (test_browser.py) drive Debian's Chromium (`/usr/bin/chromium`) through
+Playwright. Where either is missing they are skipped, saying why, unless
+`CHATKEEP_REQUIRE_BROWSER=1` (set by `.ci/run`) makes that a failure.
 """
 
 from __future__ import annotations
@@ -75,9 +75,12 @@ def _browser_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for every browser test; each test opens its own context."""
+    """One headless Chromium for a module's browser tests (they all live in
+    test_browser.py); each test opens its own context. Not session-wide: while Playwright's
+    synchronous API is open it keeps an event loop running on the test thread, which the
+    asyncio tests of other modules need free."""
     reason = _browser_unavailable()
     if reason is not None:
         if os.environ.get("CHATKEEP_REQUIRE_BROWSER") == "1":

@@ -10,7 +10,7 @@ import zlib
 from typing import Any
 
 XSS_SCRIPT = "<script>alert(1)</script>"
-XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">'
+XSS_IMG = "<img src=x onerror=\"document.title='pwned'\">"
 REMOTE_IMAGE = "https://images.example.com/receipts/4711.png"
 
 

@@ -112,12 +112,24 @@ def test_filters_and_pages_live_in_the_url(
     url, callers = keyed
     alpha = callers["alpha"]
     for n in range(5):
-        store(alpha, model="m1", messages=[{"role": "user", "content": f"kept {n}"}],
-              metadata={"team": "a"})
-    store(alpha, model="m1", messages=[{"role": "user", "content": "other team"}],
-          metadata={"team": "b"})
-    store(alpha, model="m2", messages=[{"role": "user", "content": "other model"}],
-          metadata={"team": "a"})
+        store(
+            alpha,
+            model="m1",
+            messages=[{"role": "user", "content": f"kept {n}"}],
+            metadata={"team": "a"},
+        )
+    store(
+        alpha,
+        model="m1",
+        messages=[{"role": "user", "content": "other team"}],
+        metadata={"team": "b"},
+    )
+    store(
+        alpha,
+        model="m2",
+        messages=[{"role": "user", "content": "other model"}],
+        metadata={"team": "a"},
+    )
     sign_in(page, url, alpha.secret)
     page.goto(f"{url}/ui?limit=2")
     page.get_by_label("Model").fill("m1")
@@ -182,8 +194,12 @@ def test_editing_metadata_and_a_rejected_edit(
 ) -> None:
     url, callers = keyed_sqlite
     alpha = callers["alpha"]
-    completion_id = store(alpha, model="m", messages=[{"role": "user", "content": "x"}],
-                          metadata={"team": "a", "drop": "me"})
+    completion_id = store(
+        alpha,
+        model="m",
+        messages=[{"role": "user", "content": "x"}],
+        metadata={"team": "a", "drop": "me"},
+    )
     sign_in(page, url, alpha.secret)
     page.goto(f"{url}/ui/completions/{completion_id}")
     page.get_by_label("Value 2").fill("b")  # pairs are sorted: drop, team

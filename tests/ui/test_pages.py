@@ -217,11 +217,16 @@ def test_rejected_metadata_edits_show_the_apis_message(
 ) -> None:
     url, callers = keyed
     completion_id = store(
-        callers["alpha"], model="m", messages=[{"role": "user", "content": "x"}], metadata={"a": "1"}
+        callers["alpha"],
+        model="m",
+        messages=[{"role": "user", "content": "x"}],
+        metadata={"a": "1"},
     )
     with signed_in(url, callers["alpha"]) as client:
         token = csrf_of(client.get(f"/ui/completions/{completion_id}").text)
-        form = [("csrf", token)] + [(name, v) for k, v in pairs for name, v in (("mk", k), ("mv", v))]
+        form = [("csrf", token)] + [
+            (name, v) for k, v in pairs for name, v in (("mk", k), ("mv", v))
+        ]
         answer = client.post(
             f"/ui/completions/{completion_id}/metadata",
             content=urlencode(form),

@@ -39,8 +39,12 @@ def bars(svg: str) -> list[tuple[float, float, str, str]]:
     """(x, height, colour, tooltip) of every bar."""
     root = parsed(svg)
     return [
-        (float(r.get("x", 0)), float(r.get("height", 0)), r.get("fill", ""),
-         (r.findtext(f"{SVG}title") or ""))
+        (
+            float(r.get("x", 0)),
+            float(r.get("height", 0)),
+            r.get("fill", ""),
+            (r.findtext(f"{SVG}title") or ""),
+        )
         for r in root.iter(f"{SVG}rect")
     ]
 
@@ -91,15 +95,25 @@ def test_models_order_and_colours_past_the_palette() -> None:
     rows = [row(1, f"m{n}", n + 1) for n in range(len(PALETTE) + 2)]
     names = models_of(rows)
     assert names[0] == f"m{len(PALETTE) + 1}"  # most requests first
-    colours = {tip.split(" · ")[1].split(":")[0]: c for *_, c, tip in bars(
-        render_usage_chart(rows, "requests", title="t"))}
+    colours = {
+        tip.split(" · ")[1].split(":")[0]: c
+        for *_, c, tip in bars(render_usage_chart(rows, "requests", title="t"))
+    }
     assert colours[names[-1]] == OTHER_COLOUR and colours[names[0]] == PALETTE[0]
 
 
 @pytest.mark.parametrize(
     ("value", "top", "step"),
-    [(0, 1, 1), (1, 1, 1), (3, 3, 1), (7, 8, 2), (40, 40, 10), (41, 60, 20), (999, 1000, 500),
-     (1234, 1500, 500)],
+    [
+        (0, 1, 1),
+        (1, 1, 1),
+        (3, 3, 1),
+        (7, 8, 2),
+        (40, 40, 10),
+        (41, 60, 20),
+        (999, 1000, 500),
+        (1234, 1500, 500),
+    ],
 )
 def test_axis_tops_are_round(value: float, top: float, step: float) -> None:
     assert nice_ceiling(value) == (top, step)
@@ -113,17 +127,30 @@ def _call_for(path: str) -> Call:
         authenticator=None,  # type: ignore[arg-type]
         model_names=list,
     )
-    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b"",
-             "server": ("chatkeep", 80), "scheme": "http", "root_path": ""}
-    return Call(Request(scope), services, new_session(), write_cookie=False,
-                viewer=Viewer("alpha", signed_in=True))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "headers": [],
+        "query_string": b"",
+        "server": ("chatkeep", 80),
+        "scheme": "http",
+        "root_path": "",
+    }
+    return Call(
+        Request(scope),
+        services,
+        new_session(),
+        write_cookie=False,
+        viewer=Viewer("alpha", signed_in=True),
+    )
 
 
 def test_the_usage_page_shows_chart_and_table_of_the_rows() -> None:
     rows = [row(1, "gpt-4o", 1200, 50_000, 9_000), row(2, "<b>odd</b>", 3, 10, 20)]
     page = render_usage(_call_for("/ui/usage"), rows, days=30).body.decode()
     assert page.count('<svg class="chart"') == 2
-    assert "<td>2026-12-01</td><td><code>gpt-4o</code></td><td class=\"num\">1,200</td>" in page
+    assert '<td>2026-12-01</td><td><code>gpt-4o</code></td><td class="num">1,200</td>' in page
     assert "&lt;b&gt;odd&lt;/b&gt;" in page and "<b>odd</b>" not in page
 
 

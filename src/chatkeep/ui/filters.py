@@ -113,9 +113,7 @@ def parse_filters(params: Iterable[tuple[str, str]]) -> ListFilters:
             )
         pairs.append((key, value))
     if len(pairs) > _MAX_PAIRS:
-        raise InvalidRequestError(
-            f"Metadata filter: at most {_MAX_PAIRS} pairs.", param="metadata"
-        )
+        raise InvalidRequestError(f"Metadata filter: at most {_MAX_PAIRS} pairs.", param="metadata")
     limit = DEFAULT_LIMIT
     if single.get("limit", "").strip():
         limit = parse_list_query([("limit", single["limit"])]).limit

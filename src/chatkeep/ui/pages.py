@@ -125,7 +125,9 @@ async def _unknown_page(call: Call) -> Response:
     return _error_page(call, 404, "Page not found", "There is no such page.")
 
 
-async def _serve(services: UiServices, request: Request, handler: Handler, *, public: bool) -> Response:
+async def _serve(
+    services: UiServices, request: Request, handler: Handler, *, public: bool
+) -> Response:
     session = services.cookies.read(request)
     call = Call(request, services, session or new_session(), write_cookie=session is None)
     try:
@@ -161,6 +163,7 @@ async def _answer(call: Call, handler: Handler, *, public: bool, had_session: bo
     try:
         if not public:
             call.viewer = await viewer_for(call.services.authenticator, call.session)
+            call.request.state.project = call.viewer.project  # for the access log
         return await handler(call)
     except AuthenticationError:
         if call.session.key_hash is None:

@@ -1,4 +1,4 @@
-""""Copy as": a stored completion as JSON, and its request again as `curl` and as Python
+""" "Copy as": a stored completion as JSON, and its request again as `curl` and as Python
 calling the official client, so that a conversation seen in the UI can be replayed.
 
 The key is never written out: the snippets read it from `OPENAI_API_KEY`.
@@ -21,9 +21,7 @@ _DEFAULTS: dict[str, Any] = {
 _SENT_WHEN_SET = ("tools", "tool_choice", "response_format", "seed")
 
 
-def replay_request(
-    stored: dict[str, Any], messages: list[dict[str, Any]] | None
-) -> dict[str, Any]:
+def replay_request(stored: dict[str, Any], messages: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The create request that asks for this completion again (stored, with its metadata)."""
     body: dict[str, Any] = {"model": stored.get("model"), "messages": messages or []}
     for name, default in _DEFAULTS.items():

@@ -102,7 +102,7 @@ def render_usage_chart(rows: Sequence[UsageRow], metric: Metric, *, title: str) 
     bar = max(1.0, slot * 0.7)
     out = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f"aria-label={quoteattr(title)} xmlns=\"http://www.w3.org/2000/svg\">",
+        f'aria-label={quoteattr(title)} xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
     ticks = round(top / step)

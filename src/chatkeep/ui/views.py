@@ -138,15 +138,18 @@ def _tool_call(call: dict[str, Any]) -> ToolCall:
     function = call.get("function")
     if not isinstance(function, dict):
         function = {}
-    arguments = function.get("arguments", "")
-    if isinstance(arguments, str):
-        try:
-            arguments = pretty_json(orjson.loads(arguments))
-        except orjson.JSONDecodeError:
-            pass
-    else:
-        arguments = pretty_json(arguments)
-    return ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), str(arguments))
+    name = str(function.get("name") or "")
+    return ToolCall(str(call.get("id") or ""), name, _pretty_arguments(function.get("arguments")))
+
+
+def _pretty_arguments(arguments: Any) -> str:
+    """Arguments as pretty JSON; a string that is no JSON (a model's mistake) as it came."""
+    if not isinstance(arguments, str):
+        return pretty_json(arguments) if arguments is not None else ""
+    try:
+        return pretty_json(orjson.loads(arguments))
+    except orjson.JSONDecodeError:
+        return arguments
 
 
 def choices_of(stored: dict[str, Any]) -> list[Choice]:
