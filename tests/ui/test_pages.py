@@ -7,8 +7,11 @@ client that keeps cookies, as a browser does.
 
 from __future__ import annotations
 
+import html
 import logging
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
@@ -236,3 +239,41 @@ def test_rejected_metadata_edits_show_the_apis_message(
         shown = re.sub(r"&#39;", "'", answer.text).replace("&#34;", '"')
         assert expected in shown
     assert callers["alpha"].client.chat.completions.retrieve(completion_id).metadata == {"a": "1"}
+
+
+def _copied(page: str, name: str) -> str:
+    found = re.search(rf'<pre class="json" id="copy-{name}">(.*?)</pre>', page, re.DOTALL)
+    assert found is not None, name
+    return html.unescape(found.group(1))
+
+
+def test_copy_as_json_curl_and_python_replay_the_request(
+    keyed: Keyed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, callers = keyed
+    alpha = callers["alpha"]
+    request = agent_turn()
+    completion_id = store(alpha, **request)
+    with signed_in(url, alpha) as client:
+        page = client.get(f"/ui/completions/{completion_id}").text
+    assert orjson.loads(_copied(page, "json")) == alpha.client.chat.completions.retrieve(
+        completion_id
+    ).model_dump(mode="json", exclude_unset=True) | {"metadata": request["metadata"]}
+    curl, python = _copied(page, "curl"), _copied(page, "python")
+    assert alpha.secret not in curl + python
+    # The curl command, run by a shell with the key in the environment.
+    environment = {"PATH": os.environ["PATH"], "OPENAI_API_KEY": alpha.secret}
+    ran = subprocess.run(
+        ["sh", "-c", curl + " --silent --fail"], env=environment, capture_output=True, timeout=30
+    )
+    assert ran.returncode == 0, ran.stderr
+    by_curl = orjson.loads(ran.stdout)
+    # The Python, run as written with the key in the environment.
+    monkeypatch.setenv("OPENAI_API_KEY", alpha.secret)
+    exec(compile(python, "copied.py", "exec"), {})  # noqa: S102  (the page's own snippet)
+    replays = [c for c in alpha.client.chat.completions.list() if c.id != completion_id]
+    assert by_curl["id"] in {c.id for c in replays} and len(replays) == 2
+    for replay in replays:
+        assert replay.metadata == request["metadata"]
+        messages = alpha.client.chat.completions.messages.list(replay.id).data
+        assert [m.content for m in messages] == [m.get("content") for m in request["messages"]]
