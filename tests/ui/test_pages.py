@@ -270,7 +270,7 @@ def test_copy_as_json_curl_and_python_replay_the_request(
     by_curl = orjson.loads(ran.stdout)
     # The Python, run as written with the key in the environment.
     monkeypatch.setenv("OPENAI_API_KEY", alpha.secret)
-    exec(compile(python, "copied.py", "exec"), {})  # noqa: S102  (the page's own snippet)
+    exec(compile(python, "copied.py", "exec"), {})  # the page's own snippet, as copied
     replays = [c for c in alpha.client.chat.completions.list() if c.id != completion_id]
     assert by_curl["id"] in {c.id for c in replays} and len(replays) == 2
     for replay in replays:
