@@ -22,6 +22,7 @@ import pytest
 
 from chatkeep.errors import InvalidRequestError
 from chatkeep.protocol.requests import parse_update_request
+from chatkeep.ui.filters import SEARCH_ENABLED
 from tests.api.keyed import Caller, revoke_key
 from tests.ui.conftest import browser_client, csrf_of, sign_in
 from tests.ui.conversations import XSS_IMG, XSS_SCRIPT, agent_turn, xss_payloads
@@ -277,3 +278,20 @@ def test_copy_as_json_curl_and_python_replay_the_request(
         assert replay.metadata == request["metadata"]
         messages = alpha.client.chat.completions.messages.list(replay.id).data
         assert [m.content for m in messages] == [m.get("content") for m in request["messages"]]
+
+
+@pytest.mark.skipif(
+    not SEARCH_ENABLED,
+    reason="full-text search waits for ListQuery.search: SEARCH_ENABLED in ui/filters.py",
+)
+def test_the_search_box_filters_by_text(keyed: Keyed) -> None:
+    url, callers = keyed
+    alpha = callers["alpha"]
+    found = store(alpha, model="m", messages=[{"role": "user", "content": "a connection reset"}])
+    store(alpha, model="m", messages=[{"role": "user", "content": "nothing to see"}])
+    with signed_in(url, alpha) as client:
+        page = client.get("/ui?q=reset").text
+        assert 'name="q"' in page and found in page and "nothing to see" not in page
+        assert "search=reset" in page  # the JSON twin
+        bad = client.get('/ui?q="unclosed')
+        assert bad.status_code == 400 and "search" in bad.text
