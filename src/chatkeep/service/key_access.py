@@ -131,14 +131,14 @@ class KeyAccess:
         if not self._closed and (self._clock() < self._open_until or await self._still_open()):
             if token is None or not looks_like_key(token):
                 return DEFAULT_PROJECT
-            key = await self._find(token)
+            key = await self._find(hash_key(token))
             if key is None:  # no such key, and (as of the last look) no keys at all
                 return DEFAULT_PROJECT
             self._close()  # a key exists now: it counts, and so do all the others
             return self._project_of(key, token)
         if token is None:
             raise missing_key()
-        return self._project_of(await self._find(token), token)
+        return self._project_of(await self._find(hash_key(token)), token)
 
     # Open or closed -----------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class KeyAccess:
     async def project_for_key_hash(self, key_hash: str) -> str:
         """The project of an active key given by its hash (a web UI session holds the hash,
         never the key), or raise `AuthenticationError`: unknown and revoked alike."""
-        key = await self._find_hash(key_hash)
+        key = await self._find(key_hash)
         if key is None or not key.active:
             raise AuthenticationError(
                 "The API key of this session is no longer valid: it was revoked. Sign in "
@@ -172,10 +172,7 @@ class KeyAccess:
         self._close()  # a key exists: the server is closed from now on, as in `project_for`
         return self._project_of(key, "")
 
-    async def _find(self, token: str) -> ApiKey | None:
-        return await self._find_hash(hash_key(token))
-
-    async def _find_hash(self, key_hash: str) -> ApiKey | None:
+    async def _find(self, key_hash: str) -> ApiKey | None:
         cached = self._cache.get(key_hash)
         if cached is not None and self._clock() < cached.expires:
             return cached.key
