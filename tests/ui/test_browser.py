@@ -64,11 +64,17 @@ def store(caller: Caller, **request: Any) -> str:
     return caller.client.chat.completions.create(store=True, **request).id  # type: ignore[no-any-return]
 
 
+def follow(page: Any, target: Any) -> None:
+    """Click what leads to another page, and wait until that page has loaded."""
+    with page.expect_navigation():
+        target.click()
+
+
 def sign_in(page: Any, url: str, secret: str) -> None:
     page.goto(f"{url}/ui")
     assert page.url.endswith("/ui/sign-in")
     page.get_by_label("API key").fill(secret)
-    page.get_by_role("button", name="Sign in").click()
+    follow(page, page.get_by_role("button", name="Sign in"))
 
 
 def test_sign_in_and_sign_out(page: Any, keyed_sqlite: Keyed, console_errors: list[str]) -> None:
@@ -78,7 +84,7 @@ def test_sign_in_and_sign_out(page: Any, keyed_sqlite: Keyed, console_errors: li
     assert page.url == f"{url}/ui"
     assert page.locator(".project").inner_text() == "Project alpha"
     assert page.get_by_text("alpha's note").count() == 2  # the question, and its echo
-    page.get_by_role("button", name="Sign out").click()
+    follow(page, page.get_by_role("button", name="Sign out"))
     assert page.url.endswith("/ui/sign-in?signed_out=1")
     assert page.get_by_role("status").inner_text() == "You are signed out."
     page.goto(f"{url}/ui")
@@ -102,7 +108,7 @@ def test_a_wrong_and_a_revoked_key(
     aside(revoke_key, sqlite_url, callers["beta"].key_id)
     page.reload()
     assert page.get_by_role("heading", level=1).inner_text() == "This session's key was revoked"
-    page.get_by_role("link", name="Sign in with another key").click()
+    follow(page, page.get_by_role("link", name="Sign in with another key"))
     assert page.url.endswith("/ui/sign-in")
 
 
@@ -135,15 +141,15 @@ def test_filters_and_pages_live_in_the_url(
     page.get_by_label("Model").fill("m1")
     page.get_by_label("New metadata key").fill("team")
     page.get_by_label("New metadata value").fill("a")
-    page.get_by_role("button", name="Filter").click()
+    follow(page, page.get_by_role("button", name="Filter"))
     first = page.url
     assert "model=m1" in first and "mk=team&mv=a" in first and "limit=2" in first
     questions = page.locator(".completions .q")
     assert questions.all_inner_texts() == ["USER kept 4", "USER kept 3"]
-    page.get_by_role("link", name="Older »").click()
+    follow(page, page.get_by_role("link", name="Older »"))
     assert "after=chatcmpl-" in page.url and "mk=team&mv=a" in page.url
     assert questions.all_inner_texts() == ["USER kept 2", "USER kept 1"]
-    page.get_by_role("link", name="Older »").click()
+    follow(page, page.get_by_role("link", name="Older »"))
     assert questions.all_inner_texts() == ["USER kept 0"]
     assert page.get_by_role("link", name="Older »").count() == 0
     page.go_back()
@@ -151,7 +157,7 @@ def test_filters_and_pages_live_in_the_url(
     assert page.url == first
     assert questions.all_inner_texts() == ["USER kept 4", "USER kept 3"]
     assert page.get_by_label("Model").input_value() == "m1"  # the form shows the filters
-    page.get_by_role("link", name="Remove the filter team=a").click()
+    follow(page, page.get_by_role("link", name="Remove the filter team=a"))
     assert "mk=" not in page.url and "model=m1" in page.url
     twin = page.locator("a.twin").get_attribute("href")
     assert twin.startswith("/v1/chat/completions?order=desc&limit=2&model=m1")
@@ -206,12 +212,12 @@ def test_editing_metadata_and_a_rejected_edit(
     page.locator('input[name="rm"][value="0"]').check()
     page.get_by_label("Key 3").fill("new")
     page.get_by_label("Value 3").fill("pair")
-    page.get_by_role("button", name="Save metadata").click()
+    follow(page, page.get_by_role("button", name="Save metadata"))
     assert page.get_by_role("status").inner_text() == "Metadata saved."
     retrieved = alpha.client.chat.completions.retrieve(completion_id)
     assert retrieved.metadata == {"team": "b", "new": "pair"}
     page.get_by_label("Key 3").fill("k" * 65)
-    page.get_by_role("button", name="Save metadata").click()
+    follow(page, page.get_by_role("button", name="Save metadata"))
     alert = page.get_by_role("alert").inner_text()
     assert "Invalid 'metadata': key too long. Expected a key with maximum length 64" in alert
     assert page.get_by_label("Key 3").input_value() == "k" * 65  # kept, to be fixed
@@ -224,12 +230,12 @@ def test_deleting_asks_first(page: Any, keyed_sqlite: Keyed, console_errors: lis
     completion_id = store(alpha, model="m", messages=[{"role": "user", "content": "bye"}])
     sign_in(page, url, alpha.secret)
     page.goto(f"{url}/ui/completions/{completion_id}")
-    page.get_by_role("link", name="Delete this completion…").click()
+    follow(page, page.get_by_role("link", name="Delete this completion…"))
     assert page.get_by_role("heading", level=1).inner_text() == "Delete this completion?"
-    page.get_by_role("link", name="Cancel").click()
+    follow(page, page.get_by_role("link", name="Cancel"))
     assert page.url.endswith(f"/ui/completions/{completion_id}")
-    page.get_by_role("link", name="Delete this completion…").click()
-    page.get_by_role("button", name="Delete").click()
+    follow(page, page.get_by_role("link", name="Delete this completion…"))
+    follow(page, page.get_by_role("button", name="Delete"))
     assert page.get_by_role("status").inner_text() == f"Deleted {completion_id}."
     assert alpha.client.chat.completions.list().data == []
 
@@ -287,9 +293,16 @@ def test_open_loopback_mode_needs_no_sign_in(
         assert page.locator(".badge").inner_text() == "Open server"
         assert page.locator(".project").inner_text() == "Project default"
         assert page.get_by_role("button", name="Sign out").count() == 0
-        page.get_by_role("link", name=re.compile("open door")).first.click()
+        follow(page, page.get_by_role("link", name=re.compile("open door")).first)
         assert page.get_by_role("heading", name="Conversation").count() == 1
         copy = page.locator("button[data-copy]")
-        assert copy.count() == 3 and copy.first.is_hidden()  # shown once its section opens
+        assert copy.count() == 3
+        page.get_by_text("As JSON").click()  # open its section: ui.js has revealed the button
+        assert copy.first.is_visible()
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        copy.first.click()
+        page.locator("button[data-copy]", has_text="Copied").wait_for()  # once it resolved
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert '"object": "chat.completion"' in copied and "open door" in copied
         page.goto(f"{url}/ui/sign-in")
         assert page.url == f"{url}/ui"  # nothing to sign in to
