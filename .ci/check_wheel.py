@@ -57,6 +57,15 @@ def build(out: Path) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     if "chatkeep/__init__.py" not in names:
         sys.exit(f"the wheel {wheel.name} holds no chatkeep package: {names[:10]}")
+    shipped = ROOT / "src"
+    package_data = [
+        path.relative_to(shipped).as_posix()
+        for folder in ("templates", "static")
+        for path in (shipped / "chatkeep" / "ui" / folder).iterdir()
+    ]
+    missing = sorted(set(package_data) - set(names))
+    if missing:
+        sys.exit(f"the wheel {wheel.name} lacks the web UI's files: {missing}")
     print(f"built {wheel.name} ({len(names)} files) and {sdist.name}")
     return wheel
 
@@ -90,20 +99,23 @@ def serve_from(venv_dir: Path, work: Path) -> None:
         status, raw, _ = call(f"{base}/v1/chat/completions/{completion_id}")
         if status != 200 or json.loads(raw)["id"] != completion_id:
             sys.exit(f"retrieve answered {status}: {raw[:300]!r}")
-        check_pages(base)
+        check_pages(base, "/docs")
+        check_pages(base, "/ui")  # open: a loopback server whose database holds no key
+        check_pages(base, f"/ui/completions/{completion_id}")
         print(f"the installed wheel served a stored create and its retrieve ({completion_id})")
     finally:
         server.terminate()
         server.wait(timeout=TIMEOUT)
 
 
-def check_pages(base: str) -> None:
-    """Every same-origin asset a page references is served from the installed package."""
-    status, raw, kind = call(f"{base}/docs")
+def check_pages(base: str, page_path: str) -> None:
+    """Every same-origin asset and link a page references is served from the installed
+    package (the web UI's templates and static files included)."""
+    status, raw, kind = call(f"{base}{page_path}")
     if status == 404:
         return  # no pages in this version
     if status != 200 or "text/html" not in kind:
-        sys.exit(f"/docs answered {status} {kind}")
+        sys.exit(f"{page_path} answered {status} {kind}")
     page = raw.decode()
     for marker in ('src="', 'href="'):
         for part in page.split(marker)[1:]:
@@ -111,7 +123,7 @@ def check_pages(base: str) -> None:
             if path.startswith("/"):
                 asset_status = call(f"{base}{path}")[0]
                 if asset_status != 200:
-                    sys.exit(f"{path}, referenced by /docs, answered {asset_status}")
+                    sys.exit(f"{path}, referenced by {page_path}, answered {asset_status}")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///chatkeep.db"
@@ -204,6 +204,21 @@ class Settings(BaseSettings):
             "anyone who can reach the server can then read, change and delete every stored "
             "completion. Without it such a server refuses to start."
         ),
+    )
+
+    ui_session_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret that signs the web UI's session cookies (`/ui`); unset, each start "
+            "draws a random one, so signing in again is needed after a restart. Servers "
+            "that share sign-ins (behind one load balancer) need the same value."
+        ),
+    )
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours a web UI sign-in lasts before the key must be pasted again.",
     )
 
     @field_validator("echo_models", mode="before")

@@ -105,6 +105,30 @@ async def test_a_revoked_key_works_until_the_cache_time_is_up_and_never_after() 
     assert keys.finds == 2
 
 
+async def test_a_ui_session_by_key_hash_shares_the_keys_cache_and_revocation() -> None:
+    keys, clock = MemoryKeys(), Clock()
+    key_id, secret = keys.add("alpha")
+    auth = access(keys, clock)
+    assert await auth.project_for_key_hash(hash_key(secret)) == "alpha"
+    assert await auth.project_for(bearer(secret)) == "alpha"
+    assert keys.finds == 1  # one cache for both ways in
+    keys.revoke(key_id)
+    clock.now += 5.1
+    with pytest.raises(AuthenticationError) as refused:
+        await auth.project_for_key_hash(hash_key(secret))
+    assert "revoked" in refused.value.message and secret not in refused.value.message
+    with pytest.raises(AuthenticationError):
+        await auth.project_for_key_hash(hash_key("sk-ck-never-made"))
+
+
+async def test_an_open_server_takes_no_ui_session_of_an_unknown_key() -> None:
+    keys, clock = MemoryKeys(), Clock()
+    auth = access(keys, clock, allow_open=True)
+    assert await auth.project_for({}) == "default"
+    with pytest.raises(AuthenticationError):
+        await auth.project_for_key_hash(hash_key(new_secret()))
+
+
 async def test_without_a_cache_every_call_reads_the_database() -> None:
     keys, clock = MemoryKeys(), Clock()
     key_id, secret = keys.add("alpha")

@@ -21,6 +21,7 @@ from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.http.connection import connection_class
 from chatkeep.log_setup import configure_logging
+from chatkeep.ui.session import with_shared_session_secret
 
 logger = logging.getLogger("chatkeep")
 
@@ -106,6 +107,7 @@ def serve(
         _run(app, settings, listener)
         return
     del app  # each worker builds its own, in its own process
+    settings = with_shared_session_secret(settings)
 
     def work(slot: int) -> None:
         # The retention schedule runs in the first worker only (a restarted first worker

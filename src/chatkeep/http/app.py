@@ -37,6 +37,8 @@ from chatkeep.store.factory import key_store_for, open_store, response_store_for
 from chatkeep.store.keys import KeyStore
 from chatkeep.store.projects import project_settings_for
 from chatkeep.store.usage import usage_store_for
+from chatkeep.ui import build_services as build_ui_services
+from chatkeep.ui import ui_routes
 from chatkeep.usage.meter import UsageMeter
 from chatkeep.usage.prices import PriceBook
 from chatkeep.usage.report import UsageReports
@@ -106,8 +108,16 @@ def create_app(
             await state.authenticator.aclose()
             await state.store.close()
 
+    ui = build_ui_services(
+        settings,
+        stored=state.stored,
+        store=store,
+        usage=state.usage,
+        authenticator=authenticator,
+        model_names=lambda: [model["id"] for model in state.router.models()],
+    )
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *ui_routes(ui)],
         # The create route runs inside the request-id middleware, ahead of Starlette's router.
         middleware=[
             Middleware(RequestIdMiddleware, ids=ids, access_log=settings.access_log),

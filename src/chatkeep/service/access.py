@@ -35,6 +35,11 @@ class Authenticator(Protocol):
         `admin_ok` (the usage and costs routes)."""
         ...
 
+    async def project_for_key_hash(self, key_hash: str) -> str:
+        """The project of the active key whose SHA-256 this is (a web UI session), or raise
+        `AuthenticationError`."""
+        ...
+
     async def start(self) -> None:
         """Called once the store is open, before the first request."""
         ...

@@ -148,14 +148,14 @@ class KeyAccess:
         if not self._closed and (self._clock() < self._open_until or await self._still_open()):
             if token is None or not looks_like_key(token):
                 return OPEN_CALLER
-            found = await self._find(token)
+            found = await self._find(hash_key(token))
             if found is None:  # no such key, and (as of the last look) no keys at all
                 return OPEN_CALLER
             self._close()  # a key exists now: it counts, and so do all the others
             return self._caller_of(found, token, admin_ok)
         if token is None:
             raise missing_key()
-        return self._caller_of(await self._find(token), token, admin_ok)
+        return self._caller_of(await self._find(hash_key(token)), token, admin_ok)
 
     # Open or closed -----------------------------------------------------------------------
 
@@ -176,8 +176,21 @@ class KeyAccess:
 
     # Keys ---------------------------------------------------------------------------------
 
-    async def _find(self, token: str) -> _Cached | None:
-        key_hash = hash_key(token)
+    async def project_for_key_hash(self, key_hash: str) -> str:
+        """The project of an active key given by its hash (a web UI session holds the hash,
+        never the key), or raise `AuthenticationError`: unknown and revoked alike; an admin
+        key reads no project's completions."""
+        found = await self._find(key_hash)
+        if found is None or not found.key.active:
+            raise AuthenticationError(
+                "The API key of this session is no longer valid: it was revoked. Sign in "
+                "with another key.",
+                code="invalid_api_key",
+            )
+        self._close()  # a key exists: the server is closed from now on, as in `project_for`
+        return self._caller_of(found, "", admin_ok=False).project
+
+    async def _find(self, key_hash: str) -> _Cached | None:
         cached = self._cache.get(key_hash)
         if cached is not None and self._clock() < cached.expires:
             return cached

@@ -16,7 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from chatkeep.service.access import Caller
-from chatkeep.store.usage import UsageFilter, UsageGroup, UsageStore, UsageTotal
+from chatkeep.store.usage import (
+    UsageFilter,
+    UsageGroup,
+    UsageStore,
+    UsageTotal,
+    daily_usage_by_model,
+)
 from chatkeep.usage.meter import UsageMeter
 from chatkeep.usage.prices import PriceBook
 from chatkeep.usage.query import UsageQuery, encode_page
@@ -114,6 +120,12 @@ class UsageReports:
             return []
         await self._meter.flush()
         return await self._store.usage_totals(where, width=query.width, group_by=tuple(groups))
+
+    async def daily_by_model(self, project: str, start: int, end: int) -> list[UsageTotal]:
+        """One project's requests and tokens per UTC day and model in [start, end) (Unix
+        seconds), this process's counts written first: the web UI's usage page."""
+        await self._meter.flush()
+        return await daily_usage_by_model(self._store, project, start, end)
 
     async def completions_usage(self, caller: Caller, query: UsageQuery) -> dict[str, Any]:
         """A page of `GET /v1/organization/usage/completions`."""
