@@ -41,6 +41,31 @@ def _base62(value: int, width: int) -> str:
     return "".join(reversed(pieces))
 
 
+class TimeOrderedMinter:
+    """Numbers that begin with the minting time in Unix milliseconds, then `random_bits`
+    random bits, strictly increasing within one process (thread-safe): the body of a
+    time-ordered id. Its PRNG, seeded from the OS, is reseeded in a forked child, which
+    would otherwise repeat its parent's sequence. Also the PRNG of the other values its
+    owner mints (none of them secrets)."""
+
+    def __init__(self, random_bits: int) -> None:
+        self.random = random.Random(os.urandom(32))
+        self._bits = random_bits
+        self._lock = threading.Lock()
+        self._last = 0
+        # Weakly held: a generator that is gone leaves nothing behind in the fork hooks.
+        os.register_at_fork(after_in_child=partial(_reseed, weakref.ref(self.random)))
+
+    def mint(self) -> int:
+        now_ms = time.time_ns() // 1_000_000
+        candidate = (now_ms << self._bits) | self.random.getrandbits(self._bits)
+        with self._lock:
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+        return candidate
+
+
 class CompletionIdGenerator:
     """Mints the ids of the hot path: completion ids, request ids and server-chosen seeds.
 
@@ -56,24 +81,13 @@ class CompletionIdGenerator:
     """
 
     def __init__(self) -> None:
-        self._random = random.Random(os.urandom(32))
-        self._lock = threading.Lock()
-        self._last = 0
-        # A forked child (a pre-forking process manager) would otherwise repeat its parent's
-        # sequence, and two processes would mint the same ids in the same millisecond.
-        os.register_at_fork(after_in_child=partial(_reseed, weakref.ref(self._random)))
+        self._minter = TimeOrderedMinter(_RANDOM_BITS)
+        self._random = self._minter.random
 
     def new_id(self) -> tuple[str, int]:
         """Return a new completion id and its creation time in Unix milliseconds."""
-        now_ms = time.time_ns() // 1_000_000
-        candidate = (now_ms << _RANDOM_BITS) | self._random.getrandbits(_RANDOM_BITS)
-        with self._lock:
-            if candidate <= self._last:
-                candidate = self._last + 1
-            self._last = candidate
-        return COMPLETION_PREFIX + _base62(
-            candidate, COMPLETION_BODY_LENGTH
-        ), candidate >> _RANDOM_BITS
+        minted = self._minter.mint()
+        return COMPLETION_PREFIX + _base62(minted, COMPLETION_BODY_LENGTH), minted >> _RANDOM_BITS
 
     def request_id(self) -> str:
         """`req_` and 32 lowercase hex digits, as OpenAI's `x-request-id`."""

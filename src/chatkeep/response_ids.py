@@ -9,13 +9,9 @@ random: an input item's place is its position in its response, not its id.
 
 from __future__ import annotations
 
-import os
-import random
 import re
-import threading
-import time
-import weakref
-from functools import partial
+
+from chatkeep.ids import TimeOrderedMinter
 
 RESPONSE_PREFIX = "resp_"
 _TIME_DIGITS = 12  # 48 bits of milliseconds
@@ -29,32 +25,17 @@ class ResponseIdGenerator:
     them is a secret (every read is scoped to its project), so one seeded PRNG serves."""
 
     def __init__(self) -> None:
-        self._random = random.Random(os.urandom(32))
-        self._lock = threading.Lock()
-        self._last = 0
-        # A forked child would otherwise repeat its parent's ids (weakly held: an app that
-        # is gone leaves nothing behind in the fork hooks).
-        os.register_at_fork(after_in_child=partial(_reseed, weakref.ref(self._random)))
+        self._minter = TimeOrderedMinter(_RANDOM_BITS)
+        self._random = self._minter.random
 
     def new_response_id(self) -> tuple[str, int]:
         """A new response id and its creation time in Unix milliseconds."""
-        now_ms = time.time_ns() // 1_000_000
-        candidate = (now_ms << _RANDOM_BITS) | self._random.getrandbits(_RANDOM_BITS)
-        with self._lock:
-            if candidate <= self._last:
-                candidate = self._last + 1
-            self._last = candidate
-        return f"{RESPONSE_PREFIX}{candidate:048x}", candidate >> _RANDOM_BITS
+        minted = self._minter.mint()
+        return f"{RESPONSE_PREFIX}{minted:048x}", minted >> _RANDOM_BITS
 
     def item_id(self, prefix: str) -> str:
         """`msg_`, `fc_`... and 48 hex digits."""
         return f"{prefix}_{self._random.getrandbits(192):048x}"
-
-
-def _reseed(generator: weakref.ref[random.Random]) -> None:
-    found = generator()
-    if found is not None:
-        found.seed(os.urandom(32))
 
 
 def is_response_id(value: str) -> bool:
