@@ -14,9 +14,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import orjson
@@ -44,6 +44,9 @@ from chatkeep.errors import (
 from chatkeep.protocol.codec import encode_json, refuse_lone_surrogates
 from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
 from chatkeep.protocol.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,9 @@ class UpstreamBackend:
     `upstream_model` maps a client's model name to the upstream's (a rename), or to None for
     names this backend does not serve; without it every name is served unchanged.
     `listed_models` are the names shown on `GET /v1/models`. `api_key` is sent as a bearer
-    token; it is kept only in the session's headers, and never logged.
+    token; it is kept only in the session's headers, and never logged. `metrics` counts
+    its failures by kind. A traced request gets a `chat {model}` client span, whose
+    `traceparent` goes upstream with the request.
     """
 
     def __init__(
@@ -102,8 +107,10 @@ class UpstreamBackend:
         api_key: str | None = None,
         upstream_model: Callable[[str], str | None] | None = None,
         listed_models: Sequence[str] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self._metrics = metrics
         self.config = config
         self._url = f"{config.base_url}/chat/completions"
         self._headers = {
@@ -162,13 +169,21 @@ class UpstreamBackend:
             )
         return self._client
 
-    async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
-        """Send the request; the answer must begin within `read_timeout`."""
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send the request (`headers`: the trace's, when traced); the answer must begin
+        within `read_timeout`."""
         with self._faults(started=False), self._silences.deadline():
             # A payload made here skips aiohttp's lookup of a payload type per request; the
             # session's Content-Type (JSON) stays the request's.
             payload = aiohttp.BytesPayload(data)
-            return await session.post(self._url, data=payload, allow_redirects=False)
+            return await session.post(
+                self._url, data=payload, headers=headers, allow_redirects=False
+            )
 
     def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
         return AnswerBody(response, watch=self._silences, limit=self.config.max_response_bytes)
@@ -197,10 +212,27 @@ class UpstreamBackend:
         return body
 
     async def create(self, request: BackendRequest) -> ChatCompletion:
-        data = encode_json(self.forwarded_body(request, stream=False))
+        body = self.forwarded_body(request, stream=False)
+        if request.trace is None:
+            return await self._create(request, body, None)
+        call = request.trace.upstream_call(
+            self.name, str(body.get("model")), request.params, request.completion_id
+        )
+        try:
+            completion = await self._create(request, body, call.headers())
+        except BaseException as error:
+            call.failed(error)
+            raise
+        call.answered(completion)
+        return completion
+
+    async def _create(
+        self, request: BackendRequest, body: dict[str, Any], headers: dict[str, str] | None
+    ) -> ChatCompletion:
+        data = encode_json(body)
         session = self._session()
         async with self._free:
-            response = await self._post(session, data)
+            response = await self._post(session, data, headers)
             try:
                 with self._faults(started=False):
                     raw = await self._body(response).read_all()
@@ -222,11 +254,36 @@ class UpstreamBackend:
         self._stamp(completion, request, "chat.completion")
         return cast(ChatCompletion, completion)
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
-        data = encode_json(self.forwarded_body(request, stream=True))
+    def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+        body = self.forwarded_body(request, stream=True)
+        if request.trace is None:
+            return self._stream(request, body, None)
+        return self._traced_stream(request, body)
+
+    async def _traced_stream(
+        self, request: BackendRequest, body: dict[str, Any]
+    ) -> AsyncIterator[list[ChatCompletionChunk]]:
+        assert request.trace is not None  # checked by `stream`
+        call = request.trace.upstream_call(
+            self.name, str(body.get("model")), request.params, request.completion_id
+        )
+        try:
+            async with aclosing(self._stream(request, body, call.headers())) as batches:
+                async for batch in batches:
+                    call.note_chunks(batch)
+                    yield batch
+        except BaseException as error:
+            call.failed(error)
+            raise
+        call.end()
+
+    async def _stream(
+        self, request: BackendRequest, forwarded: dict[str, Any], headers: dict[str, str] | None
+    ) -> AsyncGenerator[list[ChatCompletionChunk]]:
+        data = encode_json(forwarded)
         session = self._session()
         async with self._free:
-            response = await self._post(session, data)
+            response = await self._post(session, data, headers)
             reusable = False
             try:
                 body = await self._stream_body(response)
@@ -237,7 +294,10 @@ class UpstreamBackend:
                         data = await body.read()
                     if not data:
                         raise self._failure(
-                            "ended its stream before [DONE]", "upstream_stream_broken", started
+                            "ended its stream before [DONE]",
+                            "upstream_stream_broken",
+                            started,
+                            kind="connection",
                         )
                     batch: list[ChatCompletionChunk] = []
                     for event in decoder.feed(data):
@@ -324,7 +384,9 @@ class UpstreamBackend:
             limit = self.config.max_response_bytes
             what = f"sent an answer larger than its max_response_bytes ({limit} bytes)"
             code = "upstream_response_too_large"
-            raise self._failure(what, code, started, UpstreamTooLargeError) from exc
+            raise self._failure(
+                what, code, started, UpstreamTooLargeError, kind="too_large"
+            ) from exc
         except TimeoutError as exc:
             config = self.config
             if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -333,7 +395,9 @@ class UpstreamBackend:
                 what = f"sent nothing for {config.read_timeout:g} s"
             else:
                 what = f"did not finish within {config.total_timeout or 0:g} s"
-            raise self._failure(what, "upstream_timeout", started, UpstreamTimeoutError) from exc
+            raise self._failure(
+                what, "upstream_timeout", started, UpstreamTimeoutError, kind="timeout"
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             if isinstance(exc, aiohttp.ClientConnectorError):
                 what = "could not be reached"
@@ -342,7 +406,7 @@ class UpstreamBackend:
             else:
                 what = "dropped the connection"
             code = "upstream_stream_broken" if started else "upstream_connection_error"
-            raise self._failure(what, code, started, detail=exc) from exc
+            raise self._failure(what, code, started, detail=exc, kind="connection") from exc
 
     def _failure(
         self,
@@ -351,21 +415,31 @@ class UpstreamBackend:
         started: bool,
         before: type[ChatkeepError] = UpstreamError,
         detail: object = None,
+        *,
+        kind: str,
     ) -> ChatkeepError:
-        """The error for a failure: `before` until a chunk was relayed, a broken stream after."""
+        """The error for a failure: `before` until a chunk was relayed, a broken stream after.
+        `kind` is what the failure counts as in the upstream-errors metric."""
+        self._count(kind)
         message = f"Upstream '{self.name}' {what}."
         logger.warning("%s%s", message, f" ({detail!r})" if detail is not None else "")
         return (UpstreamStreamBroken if started else before)(message, code=code)
 
+    def _count(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.upstream_error(self.name, kind)
+
     def _malformed(self, what: str, started: bool) -> ChatkeepError:
         code = "upstream_malformed_response"
-        return self._failure(f"sent {what}", code, started, UpstreamMalformedError)
+        return self._failure(
+            f"sent {what}", code, started, UpstreamMalformedError, kind="malformed"
+        )
 
     def _error_event(self, error: Any, started: bool) -> ChatkeepError:
         fields = error if isinstance(error, dict) else {"message": error}
         message = (_text(fields.get("message")) or "no message")[:_MESSAGE_LIMIT]
         code = _text(fields.get("code")) or "upstream_error"
-        return self._failure(f"reported an error: {message}", code, started)
+        return self._failure(f"reported an error: {message}", code, started, kind="error_event")
 
     def _status_error(
         self,
@@ -374,6 +448,7 @@ class UpstreamBackend:
         response: aiohttp.ClientResponse,
         hint: str | None = None,
     ) -> ChatkeepError:
+        self._count("4xx" if status < 500 else "5xx")
         fields = _error_fields(raw)
         message = _text(fields.get("message")) or raw[:_MESSAGE_LIMIT].decode("utf-8", "replace")
         message = message[:_MESSAGE_LIMIT] or f"HTTP {status}"

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.ids import CompletionIdGenerator
@@ -31,6 +31,10 @@ from chatkeep.protocol.sse import DONE_EVENT, encode_event
 from chatkeep.service.stored import build_stored_completion
 from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
 from chatkeep.store.base import CompletionStore, NewCompletion
+
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import CreateRecord
+    from chatkeep.observability.tracing import RequestTrace
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +53,17 @@ class ModelRouter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling, the id of this HTTP request, and the caller's project policy."""
+    """Who is calling, the id of this HTTP request, and the caller's project policy.
+
+    `record` notes what the metrics need (the backend, the waits on it, the usage);
+    `trace` is the request's server span when tracing is on.
+    """
 
     project: str
     request_id: str
     policy: ProjectPolicy = DEFAULT_POLICY
+    record: CreateRecord | None = None
+    trace: RequestTrace | None = None
 
     def stores(self, parsed: ParsedCreateRequest) -> bool:
         """Whether this create is kept: the request's `store`, as the policy rules."""
@@ -71,9 +81,14 @@ class CompletionCreator:
         self._ids = ids
 
     def _backend_request(
-        self, parsed: ParsedCreateRequest, store: bool
+        self, parsed: ParsedCreateRequest, store: bool, context: CallContext
     ) -> tuple[Backend, BackendRequest]:
         backend = self._router.backend_for(parsed.params.model)
+        if context.record is not None:
+            context.record.backend = backend.name
+        trace = context.trace
+        if trace is not None:
+            trace.project, trace.stored = context.project, store
         completion_id, created_ms = self._ids.new_id()
         request = BackendRequest(
             params=parsed.params,
@@ -82,6 +97,7 @@ class CompletionCreator:
             created=created_ms // 1000,
             # A stored completion needs its usage even when the client did not ask for it.
             include_usage=store or _client_wants_usage(parsed.body),
+            trace=trace,
         )
         return backend, request
 
@@ -90,8 +106,13 @@ class CompletionCreator:
     ) -> ChatCompletion:
         started = time.perf_counter()
         store = context.stores(parsed)
-        backend, request = self._backend_request(parsed, store)
+        backend, request = self._backend_request(parsed, store, context)
+        asked = time.perf_counter()
         completion = await backend.create(request)
+        record = context.record
+        if record is not None:
+            record.upstream_seconds = time.perf_counter() - asked
+            record.usage = completion.get("usage")
         if store:
             stored = _new_completion(completion, parsed, context, self._ids, started)
             await self._store.insert(await _redacted(stored, context))
@@ -104,6 +125,8 @@ class CompletionCreator:
             stream=False,
             started=started,
         )
+        if context.trace is not None:
+            context.trace.create_answered(completion["id"], parsed.params.model)
         return completion
 
     async def open_chat_completion_stream(
@@ -117,7 +140,8 @@ class CompletionCreator:
         whose response has begun, sends it as an `error` event and ends the stream.
         """
         started = time.perf_counter()
-        backend, request = self._backend_request(parsed, context.stores(parsed))
+        backend, request = self._backend_request(parsed, context.stores(parsed), context)
+        asked = time.perf_counter()
         batches = backend.stream(request)
         try:
             first = await anext(batches)
@@ -126,6 +150,10 @@ class CompletionCreator:
         except BaseException:
             await _close(batches)
             raise
+        record = context.record
+        if record is not None:
+            record.first_token = time.perf_counter()
+            record.upstream_seconds = record.first_token - asked
         return self._relay(first, batches, backend, parsed, context, started)
 
     async def _relay(
@@ -141,6 +169,7 @@ class CompletionCreator:
         # Assembling the whole completion is only needed to store it.
         accumulator = ChatCompletionAccumulator() if context.stores(parsed) else None
         seen = _StreamSummary()
+        waited = 0.0  # on the backend, for the gateway-overhead metric
         try:
             batch: list[ChatCompletionChunk] | None = first
             while batch is not None:
@@ -151,9 +180,15 @@ class CompletionCreator:
                 frame = _client_frame(batch, client_wants_usage)
                 if frame:
                     yield frame
+                asked = time.perf_counter()
                 batch = await anext(batches, None)
+                waited += time.perf_counter() - asked
         finally:
             await _close(batches)
+        record = context.record
+        if record is not None:
+            record.upstream_seconds += waited
+            record.usage = seen.usage
         if accumulator is not None:
             completion = accumulator.result()
             stored = _new_completion(completion, parsed, context, self._ids, started)
@@ -167,6 +202,8 @@ class CompletionCreator:
             stream=True,
             started=started,
         )
+        if context.trace is not None:
+            context.trace.create_answered(seen.completion_id, parsed.params.model)
         yield DONE_EVENT
 
 

@@ -45,7 +45,7 @@ from chatkeep.store.schema import (
     record_columns,
     stored_object,
 )
-from chatkeep.store.sqlite_writer import WriteOp, Writer, WriteTurns
+from chatkeep.store.sqlite_writer import CommitObserver, WriteOp, Writer, WriteTurns
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -156,6 +156,8 @@ class SQLiteStore:
         self._read_threads = read_threads
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: Writer | None = None
+        # Set before `open` to be told of each commit (the app's metrics).
+        self.observe_commit: CommitObserver | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -192,7 +194,7 @@ class SQLiteStore:
         # Beside the database, like its -wal and -shm files: writers of several processes
         # take turns on it (sqlite_writer.py).
         turns = WriteTurns.open(f"{self._path}-writelock", self._path)
-        self._writer = Writer(conn, self._batch_size, turns)
+        self._writer = Writer(conn, self._batch_size, turns, self.observe_commit)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
 
     async def close(self) -> None:
