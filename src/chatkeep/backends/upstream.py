@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -215,16 +215,8 @@ class UpstreamBackend:
         body = self.forwarded_body(request, stream=False)
         if request.trace is None:
             return await self._create(request, body, None)
-        call = request.trace.upstream_call(
-            self.name, str(body.get("model")), request.params, request.completion_id
-        )
-        try:
-            completion = await self._create(request, body, call.headers())
-        except BaseException as error:
-            call.failed(error)
-            raise
-        call.answered(completion)
-        return completion
+        call = request.trace.upstream_call(self.name, body, request)
+        return await call.around(self._create(request, body, call.headers()))
 
     async def _create(
         self, request: BackendRequest, body: dict[str, Any], headers: dict[str, str] | None
@@ -258,24 +250,8 @@ class UpstreamBackend:
         body = self.forwarded_body(request, stream=True)
         if request.trace is None:
             return self._stream(request, body, None)
-        return self._traced_stream(request, body)
-
-    async def _traced_stream(
-        self, request: BackendRequest, body: dict[str, Any]
-    ) -> AsyncIterator[list[ChatCompletionChunk]]:
-        assert request.trace is not None  # checked by `stream`
-        call = request.trace.upstream_call(
-            self.name, str(body.get("model")), request.params, request.completion_id
-        )
-        try:
-            async with aclosing(self._stream(request, body, call.headers())) as batches:
-                async for batch in batches:
-                    call.note_chunks(batch)
-                    yield batch
-        except BaseException as error:
-            call.failed(error)
-            raise
-        call.end()
+        call = request.trace.upstream_call(self.name, body, request)
+        return call.around_stream(self._stream(request, body, call.headers()))
 
     async def _stream(
         self, request: BackendRequest, forwarded: dict[str, Any], headers: dict[str, str] | None

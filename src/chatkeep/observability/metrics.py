@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -33,7 +32,8 @@ if TYPE_CHECKING:
     from chatkeep.protocol.responses import CompletionUsage
 
 SEMCONV_VERSION = "1.37.0"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Text format 0.0.4, which every Prometheus reads (the names here need none of 1.0.0's escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # The semantic conventions' advised buckets (gen_ai.server.request.duration,
 # gen_ai.server.time_to_first_token, gen_ai.client.token.usage).

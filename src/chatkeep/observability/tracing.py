@@ -10,7 +10,8 @@ Whether to trace is decided once, at start (`Tracing.from_environment`, the stan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate
@@ -23,8 +24,8 @@ from chatkeep import __version__
 from chatkeep.errors import ChatkeepError, UpstreamRejectedError
 
 if TYPE_CHECKING:
-    from chatkeep.protocol.requests import CreateChatCompletionRequest
-    from chatkeep.protocol.responses import ChatCompletionChunk, CompletionUsage
+    from chatkeep.backends.base import BackendRequest
+    from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, CompletionUsage
 
 OPERATION = "chat"
 CANCELLED = "cancelled"
@@ -141,20 +142,18 @@ class RequestTrace:
         )
 
     def upstream_call(
-        self,
-        upstream: str,
-        model: str,
-        params: CreateChatCompletionRequest,
-        completion_id: str,
+        self, upstream: str, body: Mapping[str, Any], request: BackendRequest
     ) -> UpstreamCallSpan:
-        """A `chat {model}` client span for one call to `upstream` (`model`: the name the
-        upstream is asked for)."""
+        """A `chat {model}` client span for one call to `upstream`, sent `body` (whose
+        `model` is the name the upstream is asked for)."""
+        params = request.params
+        model = str(body.get("model"))
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.provider.name": upstream,
             "gen_ai.request.model": model,
             "gen_ai.request.stream": bool(params.stream),
-            "gen_ai.response.id": completion_id,
+            "gen_ai.response.id": request.completion_id,
             "chatkeep.project": self.project,
             "chatkeep.stored": self.stored,
         }
@@ -192,6 +191,30 @@ class UpstreamCallSpan:
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=set_span_in_context(self.span))
         return carrier
+
+    async def around(self, answer: Awaitable[ChatCompletion]) -> ChatCompletion:
+        """Await a whole answer, ending the span with what it says or how it failed."""
+        try:
+            completion = await answer
+        except BaseException as error:
+            self.failed(error)
+            raise
+        self.answered(completion)
+        return completion
+
+    async def around_stream(
+        self, batches: AsyncGenerator[list[ChatCompletionChunk]]
+    ) -> AsyncGenerator[list[ChatCompletionChunk]]:
+        """Relay a streamed answer, noting each batch; the span ends with the stream."""
+        try:
+            async with aclosing(batches):
+                async for batch in batches:
+                    self.note_chunks(batch)
+                    yield batch
+        except BaseException as error:
+            self.failed(error)
+            raise
+        self.end()
 
     def note_chunks(self, batch: Sequence[ChatCompletionChunk]) -> None:
         for chunk in batch:
