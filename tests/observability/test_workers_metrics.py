@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx2
 
+from chatkeep.observability.metrics import Metrics
+from chatkeep.observability.workers_metrics import WorkerMetricsDir
 from tests.api.test_server_process import ServerProcess
 from tests.api.test_workers import _only, _wait_for_workers, _workers
 from tests.observability.scrape import parse, total
@@ -92,3 +96,29 @@ def test_the_temporary_metrics_directory_goes_with_the_server(tmp_path: Path) ->
     finally:
         server.stop()
     assert not next(iter(made)).exists()
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from chatkeep.observability.metrics import Metrics
+from chatkeep.observability.workers_metrics import use_multiprocess_values
+
+path = Path(sys.argv[1])
+use_multiprocess_values(path)
+metrics = Metrics(multiprocess_dir=path)
+metrics.streams_open.inc()  # and then it dies, mid-stream
+metrics.http_request("/health", "GET", 200)
+"""
+
+
+def test_a_dead_workers_open_streams_are_dropped_and_its_counts_kept(tmp_path: Path) -> None:
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)])
+    assert worker.wait(timeout=60) == 0
+    scraper = Metrics(multiprocess_dir=tmp_path)  # what any other worker's /metrics reads
+    before = parse(scraper.exposition().decode())
+    assert total(before, "chatkeep_streams_open") == 1
+    WorkerMetricsDir(tmp_path, owned=False).worker_died(worker.pid)
+    after = parse(scraper.exposition().decode())
+    assert total(after, "chatkeep_streams_open") == 0
+    assert total(after, "http_server_requests_total", http_route="/health") == 1
