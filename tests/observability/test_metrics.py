@@ -87,8 +87,8 @@ async def test_counters_move_for_plain_streamed_failed_and_stored_calls(
         assert total(after_plain, tokens, **plain, gen_ai_token_type="input") == 5
         assert total(after_plain, tokens, **plain, gen_ai_token_type="output") == 3
         http = {"http_route": CREATE, "http_request_method": "POST"}
-        assert total(after_plain, "http_server_requests_total", **http) == 1
-        assert total(after_plain, "http_server_requests_total", http_response_status_code="200")
+        assert total(after_plain, "chatkeep_http_requests_total", **http) == 1
+        assert total(after_plain, "chatkeep_http_requests_total", http_response_status_code="200")
         # Nothing stored yet: no commit of a completion.
         commits = "chatkeep_store_commit_batch_size_sum"
         assert total(after_plain, commits, store=store_engine) == 0
@@ -110,7 +110,7 @@ async def test_counters_move_for_plain_streamed_failed_and_stored_calls(
         await ck.client.chat.completions.retrieve(stored.id)
         read = await ck.scrape()
         route = "/v1/chat/completions/{completion_id}"  # the template, never the id
-        assert total(read, "http_server_requests_total", http_route=route) == 1
+        assert total(read, "chatkeep_http_requests_total", http_route=route) == 1
         assert stored.id not in str(read)
 
         with pytest.raises(openai.InternalServerError):
@@ -131,7 +131,7 @@ async def test_counters_move_for_plain_streamed_failed_and_stored_calls(
         # Failures count no tokens; the plain and stored calls did (the stream, which did
         # not ask for its usage, had none to count).
         assert total(failed, tokens, gen_ai_token_type="input") == 2 * USAGE["prompt_tokens"]
-        assert total(failed, "http_server_requests_total", http_response_status_code="502") == 2
+        assert total(failed, "chatkeep_http_requests_total", http_response_status_code="502") == 2
 
 
 async def test_a_broken_stream_counts_as_an_upstream_error_and_a_failed_create(
@@ -158,8 +158,8 @@ async def test_unknown_routes_and_odd_methods_are_counted_without_their_path(
         await ck.http.get("/v1/no-such-route/secret-path-part")
         await ck.http.request("BREW", "/health")
         samples = await ck.scrape()
-        assert total(samples, "http_server_requests_total", http_route="_UNMATCHED") == 1
-        assert total(samples, "http_server_requests_total", http_request_method="_OTHER") == 1
+        assert total(samples, "chatkeep_http_requests_total", http_route="_UNMATCHED") == 1
+        assert total(samples, "chatkeep_http_requests_total", http_request_method="_OTHER") == 1
         assert "secret-path-part" not in str(samples)
 
 
@@ -217,7 +217,7 @@ async def test_the_metrics_token(
             assert error["code"] == "invalid_metrics_token"
             assert TOKEN not in response.text
         else:
-            assert "http_server_requests_total" in response.text
+            assert "chatkeep_http_requests_total" in response.text
 
 
 def test_metrics_never_need_a_project_key(database_url: str) -> None:

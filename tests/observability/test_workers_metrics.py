@@ -121,4 +121,4 @@ def test_a_dead_workers_open_streams_are_dropped_and_its_counts_kept(tmp_path: P
     WorkerMetricsDir(tmp_path, owned=False).worker_died(worker.pid)
     after = parse(scraper.exposition().decode())
     assert total(after, "chatkeep_streams_open") == 0
-    assert total(after, "http_server_requests_total", http_route="/health") == 1
+    assert total(after, "chatkeep_http_requests_total", http_route="/health") == 1

@@ -121,7 +121,7 @@ class Metrics:
         genai = ["gen_ai_operation_name", "gen_ai_request_model", "backend"]
         genai += ["gen_ai_request_stream"] + (["project"] if project_label else [])
         self.http_requests = Counter(
-            "http_server_requests",
+            "chatkeep_http_requests",
             "HTTP requests answered, by route template, method and status.",
             ["http_route", "http_request_method", "http_response_status_code"],
             registry=registry,
