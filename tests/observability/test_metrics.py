@@ -180,9 +180,12 @@ async def test_model_names_past_the_bound_are_counted_together(
     async with served(tmp_path, database_url) as ck:
         for name in ("ok", "ok-a", "ok-b", "ok-c"):
             await ck.client.chat.completions.create(model=name, messages=USER)
+        for name in ("x/status-500", "y/status-500"):  # failures count toward the bound too
+            with pytest.raises(openai.InternalServerError):
+                await ck.client.chat.completions.create(model=name, messages=USER)
         samples = await ck.scrape()
-        assert total(samples, DURATION, gen_ai_request_model="_OTHER") == 2
-        assert total(samples, DURATION) == 4
+        assert total(samples, DURATION, gen_ai_request_model="_OTHER") == 4
+        assert total(samples, DURATION) == 6
 
 
 # --- the token that protects /metrics ---------------------------------------------------

@@ -195,6 +195,7 @@ class Metrics:
         )
         self._http: dict[tuple[str, str, int], Counter] = {}
         self._creates: dict[_CreateKey, _CreateSeries] = {}
+        self._failed: set[_CreateKey] = set()  # label sets seen failing only, in the bound too
 
     # --- the hot path ------------------------------------------------------------------
 
@@ -224,7 +225,9 @@ class Metrics:
         self, record: CreateRecord, model: str, stream: bool, project: str, error_type: str
     ) -> None:
         """A create that failed once its backend was chosen: its duration, by error type."""
-        labels = self._labels(self._bounded(self._key(model, record.backend, stream, project)))
+        key = self._bounded(self._key(model, record.backend, stream, project))
+        self._failed.add(key)
+        labels = self._labels(key)
         self.request_duration.labels(*labels, error_type).observe(
             time.perf_counter() - record.started
         )
@@ -276,7 +279,9 @@ class Metrics:
 
     def _bounded(self, key: _CreateKey) -> _CreateKey:
         """The key itself, or its model counted as `_OTHER` once the series are many."""
-        if len(self._creates) < MAX_MODEL_SERIES or key in self._creates:
+        if key in self._creates or key in self._failed:
+            return key
+        if len(self._creates) + len(self._failed) < MAX_MODEL_SERIES:
             return key
         return (OTHER, key[1], key[2], key[3])
 
