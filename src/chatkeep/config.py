@@ -110,6 +110,28 @@ class Settings(BaseSettings):
             "already logged by its `completion` line."
         ),
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token that `GET /metrics` then requires (`Authorization: Bearer ...`); "
+            "unset, `/metrics` answers anyone who can reach the server. Never a project key."
+        ),
+    )
+    metrics_project_label: bool = Field(
+        default=False,
+        description=(
+            "Label the model-call metrics with the project too: one series per project and "
+            "model, so only for a bounded number of projects (docs/observability.md)."
+        ),
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description=(
+            "With `workers` above 1: the directory where the workers keep their metric "
+            "files for `/metrics` to add up (emptied at start); unset, a fresh temporary "
+            "directory, removed at exit."
+        ),
+    )
     sqlite_synchronous: Literal["normal", "full"] = Field(
         default="normal",
         description=(

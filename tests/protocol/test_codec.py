@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatkeep.backends.upstream import _loads
+from chatkeep.backends.upstream_faults import decode_answer as _loads
 from chatkeep.protocol.codec import load_json
 
 BIG = "123456789012345678901234567890"  # past 64 bits: the standard library's decoder

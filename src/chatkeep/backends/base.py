@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatkeep.protocol.requests import CreateChatCompletionRequest
 from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
+
+if TYPE_CHECKING:
+    from chatkeep.observability.tracing import RequestTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +27,8 @@ class BackendRequest:
     it (unknown vendor fields included), for backends that forward it. `include_usage`
     asks a streaming backend for a final usage chunk even when the client did not, so that
     a stored completion always has its usage; the service hides that chunk when the client
-    did not ask for it.
+    did not ask for it. `trace` is the request's server span when tracing is on: a backend
+    that calls out makes its client span under it (and propagates it).
     """
 
     params: CreateChatCompletionRequest
@@ -32,6 +36,7 @@ class BackendRequest:
     completion_id: str
     created: int
     include_usage: bool
+    trace: RequestTrace | None = None
 
 
 class Backend(Protocol):

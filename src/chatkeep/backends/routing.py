@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatkeep.backends.base import Backend
 from chatkeep.backends.config_file import ECHO, ConfigFile, ModelEntry, api_keys, load_config
@@ -26,6 +27,9 @@ from chatkeep.backends.upstream import UpstreamBackend
 from chatkeep.config import Settings, process_environment
 from chatkeep.errors import ModelNotFoundError
 from chatkeep.protocol.responses import Model
+
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +118,14 @@ class ModelRouter:
         return cls({ECHO: echo}, _RouteTable((), ECHO), list_backends=True, summary=summary)
 
     @classmethod
-    def from_config(cls, config: ConfigFile, api_keys: Mapping[str, str | None]) -> ModelRouter:
-        """Build the backends a checked config names; `api_keys` maps upstream → key."""
+    def from_config(
+        cls,
+        config: ConfigFile,
+        api_keys: Mapping[str, str | None],
+        metrics: Metrics | None = None,
+    ) -> ModelRouter:
+        """Build the backends a checked config names; `api_keys` maps upstream → key;
+        `metrics` counts the upstreams' failures."""
         table = _RouteTable(config.models, config.default)
         backends: dict[str, Backend] = {}
         for name, upstream in config.upstreams.items():
@@ -125,6 +135,7 @@ class ModelRouter:
                 api_key=api_keys.get(name),
                 upstream_model=partial(table.upstream_model_for, name),
                 listed_models=[e.name for e in config.models if e.name and e.upstream == name],
+                metrics=metrics,
             )
         if config.default == ECHO or any(e.upstream == ECHO for e in config.models):
             backends[ECHO] = EchoBackend([])
@@ -167,7 +178,12 @@ class ModelRouter:
             await backend.aclose()
 
 
-def build_router(settings: Settings, *, environ: Mapping[str, str] | None = None) -> ModelRouter:
+def build_router(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    metrics: Metrics | None = None,
+) -> ModelRouter:
     """The router for these settings: the config file's, or echo only without one.
 
     `environ` (default: the process environment) is where API keys are looked up.
@@ -175,14 +191,18 @@ def build_router(settings: Settings, *, environ: Mapping[str, str] | None = None
     if settings.config is None:
         return ModelRouter.echo_only(settings.echo_models)
     return load_router(
-        settings.config, environ=process_environment() if environ is None else environ
+        settings.config,
+        environ=process_environment() if environ is None else environ,
+        metrics=metrics,
     )
 
 
-def load_router(path: Path, *, environ: Mapping[str, str]) -> ModelRouter:
+def load_router(
+    path: Path, *, environ: Mapping[str, str], metrics: Metrics | None = None
+) -> ModelRouter:
     """Read, check and build the router of one config file; `ConfigError` if it is bad."""
     config = load_config(path)
-    return ModelRouter.from_config(config, api_keys(config, path, environ))
+    return ModelRouter.from_config(config, api_keys(config, path, environ), metrics)
 
 
 def describe_routes(config: ConfigFile) -> str:

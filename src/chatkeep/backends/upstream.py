@@ -2,87 +2,42 @@
 
 One aiohttp session (one connection pool) per upstream, opened lazily inside the running
 loop. The client's body is forwarded as sent, vendor fields included, minus `store` and
-`metadata` unless the upstream takes them; faults become chatkeep errors (the table is in
-docs/upstreams.md). Answers are read within their bounds by `AnswerBody`; streams are
-decoded by `SSEDecoder` and relayed chunk by chunk. `start` checks the upstream once
-(`upstream_check`); a 404 of the chat route then says whether the base_url is to blame.
+`metadata` unless the upstream takes them; faults become chatkeep errors, logged and
+counted (`upstream_faults`; the table is in docs/upstreams.md). Answers are read within
+their bounds by `AnswerBody`; streams are decoded by `SSEDecoder` and relayed chunk by
+chunk. `start` checks the upstream once (`upstream_check`); a 404 of the chat route then
+says whether the base_url is to blame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
-import orjson
-from multidict import CIMultiDictProxy
 
 from chatkeep import __version__
 from chatkeep.backends.base import BackendRequest
-from chatkeep.backends.upstream_body import (
-    AnswerBody,
-    AnswerTooLarge,
-    SilenceWatch,
-    UpstreamSilent,
-)
+from chatkeep.backends.upstream_body import AnswerBody, AnswerTooLarge, SilenceWatch
 from chatkeep.backends.upstream_check import UpstreamCheck
 from chatkeep.backends.upstream_config import UpstreamConfig
-from chatkeep.errors import (
-    ChatkeepError,
-    UpstreamError,
-    UpstreamMalformedError,
-    UpstreamStreamBroken,
-    UpstreamTimeoutError,
-    UpstreamTooLargeError,
-    rejected_class,
-)
-from chatkeep.protocol.codec import encode_json, refuse_lone_surrogates
+from chatkeep.backends.upstream_faults import UpstreamFaults, decode_answer
+from chatkeep.errors import ChatkeepError
+from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.responses import ChatCompletion, ChatCompletionChunk, Model
 from chatkeep.protocol.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 # Request fields that are chatkeep's business; forwarded only with `forward_store = true`.
 CHATKEEP_FIELDS = frozenset({"store", "metadata"})
-# Headers of an upstream's error answer that the client should see too.
-_RELAYED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 _DRAIN_SECONDS = 1.0
-_MESSAGE_LIMIT = 1000
-
-
-def _loads(raw: bytes) -> Any:
-    """Decode JSON; the standard library only for what orjson refuses (integers over 64 bits)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return refuse_lone_surrogates(raw, json.loads(raw))
-
-
-def _error_fields(raw: bytes) -> dict[str, Any]:
-    """The error object of an upstream's error body, whatever envelope it uses."""
-    try:
-        body = _loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    error = body.get("error", body) if isinstance(body, dict) else None
-    if isinstance(error, str):
-        return {"message": error}
-    return error if isinstance(error, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _relayed_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
-    return {name: headers[name] for name in _RELAYED_HEADERS if name in headers}
 
 
 class UpstreamBackend:
@@ -91,7 +46,9 @@ class UpstreamBackend:
     `upstream_model` maps a client's model name to the upstream's (a rename), or to None for
     names this backend does not serve; without it every name is served unchanged.
     `listed_models` are the names shown on `GET /v1/models`. `api_key` is sent as a bearer
-    token; it is kept only in the session's headers, and never logged.
+    token; it is kept only in the session's headers, and never logged. `metrics` counts
+    its failures by kind. A traced request gets a `chat {model}` client span, whose
+    `traceparent` goes upstream with the request.
     """
 
     def __init__(
@@ -102,8 +59,10 @@ class UpstreamBackend:
         api_key: str | None = None,
         upstream_model: Callable[[str], str | None] | None = None,
         listed_models: Sequence[str] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self._faults = UpstreamFaults(name, config, metrics)
         self.config = config
         self._url = f"{config.base_url}/chat/completions"
         self._headers = {
@@ -162,13 +121,21 @@ class UpstreamBackend:
             )
         return self._client
 
-    async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
-        """Send the request; the answer must begin within `read_timeout`."""
-        with self._faults(started=False), self._silences.deadline():
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send the request (`headers`: the trace's, when traced); the answer must begin
+        within `read_timeout`."""
+        with self._faults.around(started=False), self._silences.deadline():
             # A payload made here skips aiohttp's lookup of a payload type per request; the
             # session's Content-Type (JSON) stays the request's.
             payload = aiohttp.BytesPayload(data)
-            return await session.post(self._url, data=payload, allow_redirects=False)
+            return await session.post(
+                self._url, data=payload, headers=headers, allow_redirects=False
+            )
 
     def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
         return AnswerBody(response, watch=self._silences, limit=self.config.max_response_bytes)
@@ -197,47 +164,68 @@ class UpstreamBackend:
         return body
 
     async def create(self, request: BackendRequest) -> ChatCompletion:
-        data = encode_json(self.forwarded_body(request, stream=False))
+        body = self.forwarded_body(request, stream=False)
+        if request.trace is None:
+            return await self._create(request, body, None)
+        call = request.trace.upstream_call(self.name, body, request)
+        return await call.around(self._create(request, body, call.headers()))
+
+    async def _create(
+        self, request: BackendRequest, body: dict[str, Any], headers: dict[str, str] | None
+    ) -> ChatCompletion:
+        data = encode_json(body)
         session = self._session()
         async with self._free:
-            response = await self._post(session, data)
+            response = await self._post(session, data, headers)
             try:
-                with self._faults(started=False):
+                with self._faults.around(started=False):
                     raw = await self._body(response).read_all()
             finally:
                 response.release()  # back to the pool if read to its end, else closed
         if response.status >= 400:
             hint = await self._check.wrong_url_hint(response.status, self._session())
-            raise self._status_error(response.status, raw, response, hint)
+            raise self._faults.status_error(response.status, raw, response, hint)
         try:
-            completion = _loads(raw)
+            completion = decode_answer(raw)
         except (ValueError, RecursionError):
-            raise self._malformed("a body that is not JSON", started=False) from None
+            raise self._faults.malformed("a body that is not JSON", started=False) from None
         if not isinstance(completion, dict):
-            raise self._malformed("a body that is not a JSON object", started=False)
+            raise self._faults.malformed("a body that is not a JSON object", started=False)
         if not isinstance(completion.get("choices"), list):
             if "error" in completion:
-                raise self._error_event(completion["error"], started=False)
-            raise self._malformed("an object without `choices`", started=False)
+                raise self._faults.error_event(completion["error"], started=False)
+            raise self._faults.malformed("an object without `choices`", started=False)
         self._stamp(completion, request, "chat.completion")
         return cast(ChatCompletion, completion)
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
-        data = encode_json(self.forwarded_body(request, stream=True))
+    def stream(self, request: BackendRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+        body = self.forwarded_body(request, stream=True)
+        if request.trace is None:
+            return self._stream(request, body, None)
+        call = request.trace.upstream_call(self.name, body, request)
+        return call.around_stream(self._stream(request, body, call.headers()))
+
+    async def _stream(
+        self, request: BackendRequest, forwarded: dict[str, Any], headers: dict[str, str] | None
+    ) -> AsyncGenerator[list[ChatCompletionChunk]]:
+        data = encode_json(forwarded)
         session = self._session()
         async with self._free:
-            response = await self._post(session, data)
+            response = await self._post(session, data, headers)
             reusable = False
             try:
                 body = await self._stream_body(response)
                 decoder = SSEDecoder()
                 started = False
                 while True:
-                    with self._faults(started=started):
+                    with self._faults.around(started=started):
                         data = await body.read()
                     if not data:
-                        raise self._failure(
-                            "ended its stream before [DONE]", "upstream_stream_broken", started
+                        raise self._faults.failure(
+                            "ended its stream before [DONE]",
+                            "upstream_stream_broken",
+                            started,
+                            kind="connection",
                         )
                     batch: list[ChatCompletionChunk] = []
                     for event in decoder.feed(data):
@@ -265,28 +253,28 @@ class UpstreamBackend:
 
     async def _stream_body(self, response: aiohttp.ClientResponse) -> AnswerBody:
         """The body of a streamed answer, once its status and type say it is a stream."""
-        with self._faults(started=False):
+        with self._faults.around(started=False):
             body = self._body(response)
             if response.status >= 400:
                 raw = await body.read_all()
         if response.status >= 400:
             hint = await self._check.wrong_url_hint(response.status, self._session())
-            raise self._status_error(response.status, raw, response, hint)
+            raise self._faults.status_error(response.status, raw, response, hint)
         if response.content_type == "application/json":
-            raise self._malformed("a JSON body to a streamed request", started=False)
+            raise self._faults.malformed("a JSON body to a streamed request", started=False)
         return body
 
     def _chunk(self, event: bytes, request: BackendRequest, started: bool) -> ChatCompletionChunk:
         try:
-            chunk = _loads(event)
+            chunk = decode_answer(event)
         except (ValueError, RecursionError):
-            raise self._malformed("a stream event that is not JSON", started) from None
+            raise self._faults.malformed("a stream event that is not JSON", started) from None
         if not isinstance(chunk, dict):
-            raise self._malformed("a stream event that is not a JSON object", started)
+            raise self._faults.malformed("a stream event that is not a JSON object", started)
         if "error" in chunk:
-            raise self._error_event(chunk["error"], started)
+            raise self._faults.error_event(chunk["error"], started)
         if not isinstance(chunk.get("choices"), list):
-            raise self._malformed("a stream chunk without `choices`", started)
+            raise self._faults.malformed("a stream chunk without `choices`", started)
         self._stamp(chunk, request, "chat.completion.chunk")
         return cast(ChatCompletionChunk, chunk)
 
@@ -314,88 +302,3 @@ class UpstreamBackend:
         except (TimeoutError, AnswerTooLarge, aiohttp.ClientError, OSError):
             return False
         return True
-
-    @contextmanager
-    def _faults(self, *, started: bool) -> Iterator[None]:
-        """Turn transport failures into chatkeep errors (never by matching on their text)."""
-        try:
-            yield
-        except AnswerTooLarge as exc:
-            limit = self.config.max_response_bytes
-            what = f"sent an answer larger than its max_response_bytes ({limit} bytes)"
-            code = "upstream_response_too_large"
-            raise self._failure(what, code, started, UpstreamTooLargeError) from exc
-        except TimeoutError as exc:
-            config = self.config
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                what = f"did not accept a connection within {config.connect_timeout:g} s"
-            elif isinstance(exc, UpstreamSilent):
-                what = f"sent nothing for {config.read_timeout:g} s"
-            else:
-                what = f"did not finish within {config.total_timeout or 0:g} s"
-            raise self._failure(what, "upstream_timeout", started, UpstreamTimeoutError) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError):
-                what = "could not be reached"
-            elif isinstance(exc, aiohttp.ClientPayloadError):
-                what = "broke off its answer"
-            else:
-                what = "dropped the connection"
-            code = "upstream_stream_broken" if started else "upstream_connection_error"
-            raise self._failure(what, code, started, detail=exc) from exc
-
-    def _failure(
-        self,
-        what: str,
-        code: str,
-        started: bool,
-        before: type[ChatkeepError] = UpstreamError,
-        detail: object = None,
-    ) -> ChatkeepError:
-        """The error for a failure: `before` until a chunk was relayed, a broken stream after."""
-        message = f"Upstream '{self.name}' {what}."
-        logger.warning("%s%s", message, f" ({detail!r})" if detail is not None else "")
-        return (UpstreamStreamBroken if started else before)(message, code=code)
-
-    def _malformed(self, what: str, started: bool) -> ChatkeepError:
-        code = "upstream_malformed_response"
-        return self._failure(f"sent {what}", code, started, UpstreamMalformedError)
-
-    def _error_event(self, error: Any, started: bool) -> ChatkeepError:
-        fields = error if isinstance(error, dict) else {"message": error}
-        message = (_text(fields.get("message")) or "no message")[:_MESSAGE_LIMIT]
-        code = _text(fields.get("code")) or "upstream_error"
-        return self._failure(f"reported an error: {message}", code, started)
-
-    def _status_error(
-        self,
-        status: int,
-        raw: bytes,
-        response: aiohttp.ClientResponse,
-        hint: str | None = None,
-    ) -> ChatkeepError:
-        fields = _error_fields(raw)
-        message = _text(fields.get("message")) or raw[:_MESSAGE_LIMIT].decode("utf-8", "replace")
-        message = message[:_MESSAGE_LIMIT] or f"HTTP {status}"
-        headers = _relayed_headers(response.headers)
-        if hint is None:
-            logger.warning("upstream %s answered %d: %s", self.name, status, message)
-        else:
-            # The upstream's own text ("Invalid URL (POST /chat/completions)") would make the
-            # client doubt its own URL: the client gets the hint, the log keeps both.
-            url = self.config.shown_url
-            logger.warning("%s (base_url %s; the upstream said: %s)", hint, url, message)
-            message = hint
-        if status < 500:
-            return rejected_class(status)(
-                message,
-                error_type=_text(fields.get("type")),
-                param=_text(fields.get("param")),
-                code=_text(fields.get("code")),
-                headers=headers,
-            )
-        return UpstreamError(
-            f"Upstream '{self.name}' answered HTTP {status}: {message}",
-            code="upstream_server_error",
-            headers=headers,
-        )

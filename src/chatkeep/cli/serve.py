@@ -21,6 +21,8 @@ from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.http.connection import connection_class
 from chatkeep.log_setup import configure_logging
+from chatkeep.observability.metrics import Metrics
+from chatkeep.observability.workers_metrics import WorkerMetricsDir
 from chatkeep.ui.session import with_shared_session_secret
 
 logger = logging.getLogger("chatkeep")
@@ -108,14 +110,23 @@ def serve(
         return
     del app  # each worker builds its own, in its own process
     settings = with_shared_session_secret(settings)
+    # Before the fork: every worker keeps its metrics in this directory's files.
+    metrics_dir = WorkerMetricsDir.prepare(settings.metrics_dir)
 
     def work(slot: int) -> None:
         # The retention schedule runs in the first worker only (a restarted first worker
         # takes it up again); the others would only wait on its lock.
         mine = settings if slot == 0 else settings.model_copy(update={"purge_interval_seconds": 0})
-        _run(create_app(mine), mine, listener)
+        metrics = Metrics(
+            project_label=mine.metrics_project_label, multiprocess_dir=metrics_dir.path
+        )
+        _run(create_app(mine, metrics=metrics), mine, listener)
 
-    sys.exit(Supervisor(settings.workers, work).run())
+    try:
+        code = Supervisor(settings.workers, work, on_death=metrics_dir.worker_died).run()
+    finally:
+        metrics_dir.close()
+    sys.exit(code)
 
 
 def _run(app: Starlette, settings: Settings, listener: socket.socket) -> None:

@@ -36,11 +36,18 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Supervisor:
-    """Forks `count` workers running `work(slot)` and keeps them running until stopped."""
+    """Forks `count` workers running `work(slot)` and keeps them running until stopped;
+    `on_death(pid)` is told of each worker that ended."""
 
-    def __init__(self, count: int, work: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        count: int,
+        work: Callable[[int], None],
+        on_death: Callable[[int], None] | None = None,
+    ) -> None:
         self._count = count
         self._work = work
+        self._on_death = on_death
         self._slots: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
         self._stopping = False
         self._quick_deaths = 0
@@ -58,6 +65,8 @@ class Supervisor:
                 except ChildProcessError:
                     break
                 slot, started = self._slots.pop(pid, (-1, 0.0))
+                if self._on_death is not None:
+                    self._on_death(pid)
                 if slot < 0 or self._stopping:
                     continue
                 failed = self._died(slot, started, status) or failed

@@ -8,11 +8,13 @@ relay benchmark, those layers were a large share of chatkeep's own cost per requ
 errors get the envelope every route uses (`error_response`), and a client that disconnects
 mid-stream cancels the stream, as with Starlette's StreamingResponse. Every answer goes
 through a `ResponseChannel`, so an error after a stream began ends it with an error event.
+Each create is measured once, when it ends (`Metrics.create_done` / `create_failed`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
@@ -23,6 +25,8 @@ from chatkeep.errors import ChatkeepError, MethodNotAllowedError
 from chatkeep.http.body import read_body
 from chatkeep.http.channel import ResponseChannel
 from chatkeep.http.state import AppState
+from chatkeep.observability.metrics import CreateRecord
+from chatkeep.observability.tracing import CANCELLED, error_type
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
 from chatkeep.service.completions import CallContext
@@ -46,11 +50,12 @@ class CreateRoute:
             return
         state: AppState = scope["app"].state.chatkeep
         channel = ResponseChannel(send)
+        scope["state"]["route"] = PATH  # for the HTTP metric and the server span
         try:
             if scope["method"] != "POST":
                 where = f"{scope['method']} {PATH}"
                 raise MethodNotAllowedError(f"Invalid method for URL ({where}).", headers=_ALLOW)
-            await _create(state, scope, receive, channel)
+            await _create(state, scope, receive, channel, CreateRecord(time.perf_counter()))
         except ChatkeepError as error:
             await channel.fail(error)
         except ClientDisconnect:
@@ -63,7 +68,11 @@ def _request_id(scope: Scope) -> str:
 
 
 async def _create(
-    state: AppState, scope: Scope, receive: Receive, channel: ResponseChannel
+    state: AppState,
+    scope: Scope,
+    receive: Receive,
+    channel: ResponseChannel,
+    record: CreateRecord,
 ) -> None:
     headers = Headers(scope=scope)
     caller = await state.authenticator.caller_for(headers)  # an admin key is refused
@@ -74,15 +83,29 @@ async def _create(
     )
     policy = await state.policies.policy_for(project)
     context = CallContext(
-        project=project, request_id=_request_id(scope), policy=policy, api_key_id=caller.key_id
+        project=project,
+        request_id=_request_id(scope),
+        policy=policy,
+        api_key_id=caller.key_id,
+        record=record,
+        trace=scope["state"].get("trace"),  # set when tracing is on
     )
     overruled = _overruled(context, parsed)
-    if parsed.params.stream:
-        frames = await state.creator.open_chat_completion_stream(parsed, context)
-        await _send_stream(frames, receive, channel, overruled)
-        return
-    completion = await state.creator.create_chat_completion(parsed, context)
-    await channel.send_json(200, encode_json(completion), overruled)
+    model, stream = parsed.params.model, bool(parsed.params.stream)
+    try:
+        if stream:
+            frames = await state.creator.open_chat_completion_stream(parsed, context)
+            if not await _send_stream(frames, receive, channel, overruled, state):
+                state.metrics.create_failed(record, model, stream, project, CANCELLED)
+                return
+        else:
+            completion = await state.creator.create_chat_completion(parsed, context)
+            await channel.send_json(200, encode_json(completion), overruled)
+    except Exception as error:
+        if record.backend:  # it failed once a backend was chosen for it
+            state.metrics.create_failed(record, model, stream, project, error_type(error))
+        raise
+    state.metrics.create_done(record, model, stream, project)
 
 
 def _overruled(context: CallContext, parsed: ParsedCreateRequest) -> dict[str, str] | None:
@@ -100,8 +123,10 @@ async def _send_stream(
     receive: Receive,
     channel: ResponseChannel,
     headers: dict[str, str] | None,
-) -> None:
+    state: AppState,
+) -> bool:
     """Send the SSE frames; a client that goes away cancels the stream where it waits.
+    True when the stream was sent whole, False when the client left first.
 
     An error from `frames` (the upstream broke, the store could not commit) leaves here
     with the stream open, and the caller's `channel.fail` ends it with an error event.
@@ -119,6 +144,7 @@ async def _send_stream(
             streaming.cancel()
 
     watcher = asyncio.get_running_loop().create_task(watch())
+    state.metrics.streams_open.inc()
     try:
         await channel.start_stream(headers)
         async for frame in frames:
@@ -132,6 +158,8 @@ async def _send_stream(
     finally:
         done = True
         watcher.cancel()
+        state.metrics.streams_open.dec()
         aclose = getattr(frames, "aclose", None)
         if aclose is not None:
             await aclose()
+    return not gone

@@ -1,7 +1,8 @@
 """The outermost layer of every HTTP request.
 
 It mints the request id (exposed as `request.state.request_id`), adds the headers every
-response carries (`x-request-id`, `openai-version`, `openai-processing-ms`), and turns an
+response carries (`x-request-id`, `openai-version`, `openai-processing-ms`), counts the
+request in the HTTP metric (by route template, method and status), and turns an
 unexpected exception into a 500 in OpenAI's envelope rather than a bare text page. A plain
 ASGI middleware, not BaseHTTPMiddleware: it costs one closure per request.
 """
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chatkeep.http.channel import UNEXPECTED, ResponseChannel
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.log_lines import ACCESS_LINE
+from chatkeep.observability.metrics import UNMATCHED_ROUTE, Metrics, route_template
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("chatkeep.access")
@@ -24,10 +26,13 @@ OPENAI_VERSION = b"2020-10-01"
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp, ids: CompletionIdGenerator, access_log: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, ids: CompletionIdGenerator, access_log: bool, metrics: Metrics
+    ) -> None:
         self.app = app
         self.ids = ids
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,6 +72,8 @@ class RequestIdMiddleware:
                 raise  # a plain response half sent: the server can only drop the connection
             await channel.fail(UNEXPECTED)
         finally:
+            route = route_template(scope) or UNMATCHED_ROUTE
+            self.metrics.http_request(route, scope["method"], status)
             if self.access_log:
                 _log_access(scope, request_id, status, started)
 

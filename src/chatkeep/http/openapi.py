@@ -35,7 +35,7 @@ cannot fix carry `x-should-retry: false`.
 unknown route, and a percent-encoded slash (`%2F`) stays inside the id it is part of.
 
 **Keys.** Once the database holds API keys, every `/v1` route needs one, sent as \
-`Authorization: Bearer`; `/health`, `/openapi.json` and `/docs` never do.
+`Authorization: Bearer`; `/health`, `/metrics`, `/openapi.json` and `/docs` never do.
 """
 
 
@@ -284,6 +284,13 @@ def _chatkeep_routes() -> dict[str, Any]:
                     "200": _json("HealthStatus", "The database answers."),
                     **_errors("503"),
                 },
+            )
+        },
+        "/metrics": {
+            "get": _extension(
+                "getMetrics",
+                "Prometheus metrics; the metrics token as a bearer token when one is set",
+                {"200": _content("The metrics.", "text/plain", _STRING), **_errors("401")},
             )
         },
         "/openapi.json": {

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatkeep.errors import NotFoundError
-from chatkeep.http import docs_page, export_route, usage_routes
+from chatkeep.http import docs_page, export_route, metrics_route, usage_routes
 from chatkeep.http.body import read_body
 from chatkeep.http.export_route import export_chat_completions
 from chatkeep.http.openapi import openapi_json
@@ -134,6 +134,7 @@ ROUTES = [
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
+    Route(metrics_route.PATH, metrics_route.metrics, methods=["GET"]),
     Route("/openapi.json", openapi_document, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
     Route("/docs/static/{name}", docs_asset, methods=["GET"]),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from chatkeep.config import Settings
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention
+from chatkeep.observability.metrics import Metrics
+from chatkeep.observability.tracing import Tracing
 from chatkeep.responses.service import ResponseService
 from chatkeep.service.access import Authenticator
 from chatkeep.service.completions import CompletionCreator, ModelRouter
@@ -27,3 +29,6 @@ class AppState:
     retention: Retention
     usage: UsageReports
     responses: ResponseService
+    metrics: Metrics
+    # None unless the `OTEL_*` variables turn tracing on (decided once, at start).
+    tracing: Tracing | None = None

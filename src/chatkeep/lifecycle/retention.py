@@ -12,17 +12,22 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.store.base import CompletionStore, Cutoffs, PurgeCount
 from chatkeep.store.responses import ResponseStore
 
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import Metrics
+
 logger = logging.getLogger(__name__)
 
 
 class Retention:
-    """Applies the policies in `book` to `store`. `clock`: Unix seconds, for tests."""
+    """Applies the policies in `book` to `store`. `clock`: Unix seconds, for tests;
+    `metrics` counts the scheduled rounds and what they purged."""
 
     def __init__(
         self,
@@ -31,11 +36,13 @@ class Retention:
         *,
         clock: Callable[[], float] = time.time,
         responses: ResponseStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._responses = responses
         self._book = book
         self._clock = clock
+        self._metrics = metrics
 
     async def purge(
         self, *, project: str | None = None, dry_run: bool = False
@@ -85,8 +92,12 @@ class Retention:
                 found = await self.purge()
             except ChatkeepError as exc:
                 logger.warning("retention purge failed, next try in %gs: %s", seconds, exc)
+                if self._metrics is not None:
+                    self._metrics.purge_failed()
             else:
                 _log_round(found, time.monotonic() - started)
+                if self._metrics is not None:
+                    _count_round(self._metrics, found)
             await asyncio.sleep(seconds)
 
 
@@ -103,6 +114,15 @@ def _log_round(found: dict[str, PurgeCount] | None, seconds: float) -> None:
             records,
             seconds,
         )
+
+
+def _count_round(metrics: Metrics, found: dict[str, PurgeCount] | None) -> None:
+    if found is None:
+        metrics.purge_skipped()
+        return
+    content = sum(count.content for count in found.values())
+    records = sum(count.records for count in found.values())
+    metrics.purge_done(content, records)
 
 
 @contextlib.asynccontextmanager

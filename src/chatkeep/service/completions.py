@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.ids import CompletionIdGenerator
@@ -33,6 +33,10 @@ from chatkeep.service.stream_accumulator import ChatCompletionAccumulator
 from chatkeep.store.base import CompletionStore, NewCompletion
 from chatkeep.usage.meter import UsageMeter
 
+if TYPE_CHECKING:
+    from chatkeep.observability.metrics import CreateRecord
+    from chatkeep.observability.tracing import RequestTrace
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,13 +54,19 @@ class ModelRouter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling, the id of this HTTP request, and the caller's project policy."""
+    """Who is calling, the id of this HTTP request, and the caller's project policy.
+
+    `record` notes what the metrics need (the backend, the waits on it, the usage);
+    `trace` is the request's server span when tracing is on.
+    """
 
     project: str
     request_id: str
     policy: ProjectPolicy = DEFAULT_POLICY
     # The caller's key, for the usage it is counted under (None: an open server, no key).
     api_key_id: str | None = None
+    record: CreateRecord | None = None
+    trace: RequestTrace | None = None
 
     def stores(self, parsed: ParsedCreateRequest) -> bool:
         """Whether this create is kept: the request's `store`, as the policy rules."""
@@ -80,9 +90,14 @@ class CompletionCreator:
         self._meter = meter
 
     def _backend_request(
-        self, parsed: ParsedCreateRequest, store: bool
+        self, parsed: ParsedCreateRequest, store: bool, context: CallContext
     ) -> tuple[Backend, BackendRequest]:
         backend = self._router.backend_for(parsed.params.model)
+        if context.record is not None:
+            context.record.backend = backend.name
+        trace = context.trace
+        if trace is not None:
+            trace.project, trace.stored = context.project, store
         completion_id, created_ms = self._ids.new_id()
         request = BackendRequest(
             params=parsed.params,
@@ -92,6 +107,7 @@ class CompletionCreator:
             # The meter and a stored completion need its usage even when the client did not
             # ask for it (the service hides it from the client then).
             include_usage=store or self._meter is not None or _client_wants_usage(parsed.body),
+            trace=trace,
         )
         return backend, request
 
@@ -100,8 +116,13 @@ class CompletionCreator:
     ) -> ChatCompletion:
         started = time.perf_counter()
         store = context.stores(parsed)
-        backend, request = self._backend_request(parsed, store)
+        backend, request = self._backend_request(parsed, store, context)
+        asked = time.perf_counter()
         completion = await backend.create(request)
+        record = context.record
+        if record is not None:
+            record.upstream_seconds = time.perf_counter() - asked
+            record.usage = completion.get("usage")
         if store:
             stored = _new_completion(completion, parsed, context, self._ids, started)
             await self._store.insert(await _redacted(stored, context))
@@ -122,6 +143,8 @@ class CompletionCreator:
             stream=False,
             started=started,
         )
+        if context.trace is not None:
+            context.trace.create_answered(completion["id"], parsed.params.model)
         return completion
 
     async def open_chat_completion_stream(
@@ -135,7 +158,8 @@ class CompletionCreator:
         whose response has begun, sends it as an `error` event and ends the stream.
         """
         started = time.perf_counter()
-        backend, request = self._backend_request(parsed, context.stores(parsed))
+        backend, request = self._backend_request(parsed, context.stores(parsed), context)
+        asked = time.perf_counter()
         batches = backend.stream(request)
         try:
             first = await anext(batches)
@@ -144,6 +168,10 @@ class CompletionCreator:
         except BaseException:
             await _close(batches)
             raise
+        record = context.record
+        if record is not None:
+            record.first_token = time.perf_counter()
+            record.upstream_seconds = record.first_token - asked
         return self._relay(first, batches, backend, parsed, context, started)
 
     async def _relay(
@@ -159,6 +187,7 @@ class CompletionCreator:
         # Assembling the whole completion is only needed to store it.
         accumulator = ChatCompletionAccumulator() if context.stores(parsed) else None
         seen = _StreamSummary()
+        waited = 0.0  # on the backend, for the gateway-overhead metric
         try:
             batch: list[ChatCompletionChunk] | None = first
             while batch is not None:
@@ -169,9 +198,15 @@ class CompletionCreator:
                 frame = _client_frame(batch, client_wants_usage)
                 if frame:
                     yield frame
+                asked = time.perf_counter()
                 batch = await anext(batches, None)
+                waited += time.perf_counter() - asked
         finally:
             await _close(batches)
+        record = context.record
+        if record is not None:
+            record.upstream_seconds += waited
+            record.usage = seen.usage
         if accumulator is not None:
             completion = accumulator.result()
             stored = _new_completion(completion, parsed, context, self._ids, started)
@@ -189,6 +224,8 @@ class CompletionCreator:
             stream=True,
             started=started,
         )
+        if context.trace is not None:
+            context.trace.create_answered(seen.completion_id, parsed.params.model)
         yield DONE_EVENT
 
 

@@ -33,7 +33,7 @@ from chatkeep.store.postgres_faults import (
     connection_lost,
     unavailable,
 )
-from chatkeep.store.postgres_inserts import InsertBatcher
+from chatkeep.store.postgres_inserts import CommitObserver, InsertBatcher
 from chatkeep.store.postgres_purge import purge
 from chatkeep.store.postgres_search import search_page
 from chatkeep.store.queries import Tables, content_sql, get_sql, messages_sql
@@ -143,6 +143,8 @@ class PostgresStore:
         self._command_timeout = command_timeout
         self._pool: Any = None
         self._inserts: InsertBatcher | None = None
+        # Set before `open` to be told of each commit (the app's metrics).
+        self.observe_commit: CommitObserver | None = None
         self._weeks = weeks.ServedWeeks()
 
     @property
@@ -180,7 +182,7 @@ class PostgresStore:
         # Half the pool at most writes, so that reads never wait behind a burst of inserts.
         writers = max(1, self._pool_max // 2)
         self._inserts = InsertBatcher(
-            self._call_unguarded, self._batch_size, writers, self._make_room
+            self._call_unguarded, self._batch_size, writers, self._make_room, self.observe_commit
         )
 
     async def _make_room(self, conn: Connection, completion_ids: list[str]) -> None:

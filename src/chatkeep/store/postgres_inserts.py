@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ Outcome = BaseException | None
 Caller = Callable[[Callable[[Connection], Awaitable[list[Outcome]]]], Awaitable[list[Outcome]]]
 # Makes the partitions that rows of these completion ids need (`postgres_partitions`).
 MakeRoom = Callable[[Connection, list[str]], Awaitable[object]]
+# Told of each commit: its seconds and how many inserts it committed (the metrics).
+CommitObserver = Callable[[float, int], None]
 
 
 class InsertBatcher:
@@ -64,8 +67,16 @@ class InsertBatcher:
     with a row for a day that has no partition yet gets it made (`make_room`), then is
     tried once more."""
 
-    def __init__(self, call: Caller, batch_size: int, writers: int, make_room: MakeRoom) -> None:
+    def __init__(
+        self,
+        call: Caller,
+        batch_size: int,
+        writers: int,
+        make_room: MakeRoom,
+        observe: CommitObserver | None = None,
+    ) -> None:
         self._call = call
+        self._observe = observe
         self._make_room = make_room
         self._batch_size = batch_size
         self._queue: asyncio.Queue[_PendingInsert] = asyncio.Queue()
@@ -91,10 +102,13 @@ class InsertBatcher:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            began = time.perf_counter()
             try:
                 outcomes = await self._commit(batch)
             except Exception as exc:  # a writer never dies with callers waiting
                 outcomes = [exc] * len(batch)
+            if self._observe is not None:
+                self._observe(time.perf_counter() - began, len(batch))
             for pending, outcome in zip(batch, outcomes, strict=True):
                 if not pending.future.done():  # a cancelled caller's row is stored anyway
                     if outcome is None:

@@ -49,7 +49,7 @@ from chatkeep.store.schema import (
 )
 from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
 from chatkeep.store.sqlite_search import search_page
-from chatkeep.store.sqlite_writer import WriteOp, Writer, WriteTurns
+from chatkeep.store.sqlite_writer import CommitObserver, WriteOp, Writer, WriteTurns
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -163,6 +163,8 @@ class SQLiteStore:
         self._read_threads = read_threads
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: Writer | None = None
+        # Set before `open` to be told of each commit (the app's metrics).
+        self.observe_commit: CommitObserver | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -199,7 +201,7 @@ class SQLiteStore:
         # Beside the database, like its -wal and -shm files: writers of several processes
         # take turns on it (sqlite_writer.py).
         turns = WriteTurns.open(f"{self._path}-writelock", self._path)
-        self._writer = Writer(conn, self._batch_size, turns)
+        self._writer = Writer(conn, self._batch_size, turns, self.observe_commit)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 WriteOp = Callable[[sqlite3.Connection], Any]
 # (succeeded, result or exception) for one queued write.
 Outcome = tuple[bool, Any]
+# Told of each commit: its seconds and how many writes it committed (the metrics).
+CommitObserver = Callable[[float, int], None]
 
 
 @dataclass(slots=True)
@@ -107,9 +110,14 @@ class Writer:
     """The one thread that writes: drains the queue and commits each batch at once."""
 
     def __init__(
-        self, conn: sqlite3.Connection, batch_size: int, turns: WriteTurns | None = None
+        self,
+        conn: sqlite3.Connection,
+        batch_size: int,
+        turns: WriteTurns | None = None,
+        observe: CommitObserver | None = None,
     ) -> None:
         self._conn = conn
+        self._observe = observe
         self._turns: contextlib.AbstractContextManager[object] = (
             turns if turns is not None else contextlib.nullcontext()
         )
@@ -153,7 +161,10 @@ class Writer:
             stopping = job is None
             if batch:
                 with self._turns:
+                    began = time.perf_counter()
                     outcomes = self._commit_or_fail(batch)
+                    if self._observe is not None:
+                        self._observe(time.perf_counter() - began, len(batch))
                     if self._checkpoint:
                         self._checkpoint = False
                         self._truncate_wal()
