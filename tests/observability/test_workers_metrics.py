@@ -48,7 +48,12 @@ def test_two_workers_add_up_and_keep_a_dead_workers_counts(tmp_path: Path) -> No
         "2",
         "--database-url",
         url,
-        settings={"CHATKEEP_METRICS_DIR": str(metrics_dir)},
+        # The usage meter's purges and flushes are writes too: none here but the completions.
+        settings={
+            "CHATKEEP_METRICS_DIR": str(metrics_dir),
+            "CHATKEEP_USAGE_RETENTION_DAYS": "0",
+            "CHATKEEP_USAGE_FLUSH_SECONDS": "3600",
+        },
     )
     try:
         a, b = _wait_for_workers(server, 2)
