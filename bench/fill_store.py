@@ -66,6 +66,7 @@ from chatkeep.store.search_index import (
     id_key,
     search_strings,
 )
+from chatkeep.store.sqlite_search import index_pending
 
 DEFAULT_PROJECT = "default"
 MODELS = (
@@ -373,6 +374,13 @@ def fill_sqlite(path: str, rows: Iterator[Rows], progress: Progress) -> int:
             conn.executemany(_SQLITE_METADATA, batch.metadata)
             conn.execute("COMMIT")
             progress.add(len(batch.records))
+        # The search index of what was added, as the server's indexer makes it, in batches.
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            indexed = index_pending(conn)
+            conn.execute("COMMIT")
+            if not indexed:
+                break
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -313,3 +313,17 @@ async def test_a_sparse_pair_or_sparse_words_drive_alike(store: MigratableStore)
         await walk(store, "rarest common", 2, metadata={"all": "y"}, order="desc") == (rarest[::-1])
     )
     assert await found(store, "needle", metadata={"user": "rare", "all": "y"}) == paired
+
+
+async def test_a_completion_deleted_before_it_was_indexed_leaves_no_trace(
+    store: MigratableStore, engine: str, raw_execute: RawExecute
+) -> None:
+    gone, kept = said("needle gone"), said("needle kept")
+    await insert_all(store, [gone, kept])
+    assert await store.delete("proj", gone.id)  # SQLite: still waiting to be indexed
+    assert await found(store, "needle") == [kept.id]
+    if engine == "sqlite":
+        assert await raw_execute("SELECT id FROM completion_search_pending") == []
+        hits = "SELECT rowid FROM completion_search WHERE completion_search MATCH $1"
+        assert len(await raw_execute(hits, "needle")) == 1
+        assert await raw_execute(hits, "gone") == []

@@ -309,3 +309,13 @@ def test_the_usage_page_shows_the_projects_answered_completions(keyed: Keyed) ->
     assert '<td><code>m-one</code></td><td class="num">2</td>' in page
     assert '<td><code>m-two</code></td><td class="num">1</td>' in page
     assert "m-beta" not in page
+
+
+def test_the_model_filter_suggests_the_models_seen_in_the_project(keyed: Keyed) -> None:
+    url, callers = keyed
+    alpha, beta = callers["alpha"], callers["beta"]
+    store(alpha, model="seen-model", messages=[{"role": "user", "content": "hi"}])
+    store(beta, model="betas-model", messages=[{"role": "user", "content": "hi"}])
+    with signed_in(url, alpha) as client:
+        page = client.get("/ui").text
+    assert '<option value="seen-model">' in page and "betas-model" not in page

@@ -126,7 +126,6 @@ def _call_for(path: str) -> Call:
         store=None,  # type: ignore[arg-type]
         usage=None,  # type: ignore[arg-type]
         authenticator=None,  # type: ignore[arg-type]
-        model_names=list,
     )
     scope = {
         "type": "http",

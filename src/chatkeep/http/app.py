@@ -134,7 +134,6 @@ def create_app(
         store=store,
         usage=state.usage,
         authenticator=authenticator,
-        model_names=lambda: [model["id"] for model in state.router.models()],
     )
     app = Starlette(
         routes=[*ROUTES, *ui_routes(ui)],

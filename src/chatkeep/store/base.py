@@ -94,6 +94,11 @@ class CompletionStore(Protocol):
         """The input messages of a stored completion, in request order, or None if absent."""
         ...
 
+    async def models(self, project: str) -> list[str]:
+        """The models `project`'s completions were made with, in name order (at most
+        `queries.MAX_MODELS`): what a model filter can be."""
+        ...
+
     async def alias_of(self, project: str, alias: str) -> str | None:
         """The id an imported completion is stored under, given its original id; None
         when no completion of `project` was imported under that id."""

@@ -36,7 +36,7 @@ from chatkeep.store.postgres_faults import (
 from chatkeep.store.postgres_inserts import CommitObserver, InsertBatcher
 from chatkeep.store.postgres_purge import purge
 from chatkeep.store.postgres_search import search_page
-from chatkeep.store.queries import Tables, content_sql, get_sql, messages_sql
+from chatkeep.store.queries import MODELS_SQL, Tables, content_sql, get_sql, messages_sql
 from chatkeep.store.schema import (
     MIGRATIONS_TABLE,
     MigrationPlan,
@@ -368,6 +368,12 @@ class PostgresStore:
             return await purge(self._call, cutoffs, project=project, dry_run=dry_run)
         finally:
             self._weeks.forget()  # weeks made ahead, or dropped
+
+    async def models(self, project: str) -> list[str]:
+        if not keepable(project):
+            return []
+        rows = await self._call(lambda conn: conn.fetch(MODELS_SQL, project), retry_stale=True)
+        return [str(row[0]) for row in rows]
 
     async def alias_of(self, project: str, alias: str) -> str | None:
         if not all_keepable((project, alias)):

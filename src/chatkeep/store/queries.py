@@ -58,6 +58,23 @@ def delete_sql(t: Tables = PLAIN) -> str:
     )
 
 
+# At most this many model names answer `MODELS_SQL` (a filter's suggestions, not a report).
+MAX_MODELS = 500
+
+# The distinct models of a project's completions, in name order: a loose index scan of
+# `completions_model` (project, model, id), one index probe per model, however many
+# completions each has (neither engine skips through an index by itself here).
+MODELS_SQL = f"""
+WITH RECURSIVE seen(model) AS (
+    SELECT min(model) FROM completions WHERE project = $1
+    UNION ALL
+    SELECT (SELECT min(c.model) FROM completions AS c WHERE c.project = $1 AND c.model > seen.model)
+    FROM seen WHERE seen.model IS NOT NULL
+)
+SELECT model FROM seen WHERE model IS NOT NULL LIMIT {MAX_MODELS}
+"""
+
+
 def list_sql(
     project: str,
     query: ListQuery,

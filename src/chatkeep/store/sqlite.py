@@ -9,7 +9,9 @@ own connections in a few threads; WAL lets them proceed while the writer commits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import os
 import sqlite3
 import threading
@@ -26,6 +28,7 @@ from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import imports, sqlite_purge
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.queries import (
+    MODELS_SQL,
     content_sql,
     delete_sql,
     get_sql,
@@ -48,7 +51,7 @@ from chatkeep.store.schema import (
     stored_object,
 )
 from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
-from chatkeep.store.sqlite_search import search_page
+from chatkeep.store.sqlite_search import SearchIndexer, search_page
 from chatkeep.store.sqlite_writer import CommitObserver, WriteOp, Writer, WriteTurns
 from chatkeep.store.text import (
     all_keepable,
@@ -58,6 +61,7 @@ from chatkeep.store.text import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _GET, _MESSAGES = for_sqlite(get_sql()), for_sqlite(messages_sql())
 _DELETE, _CONTENT = for_sqlite(delete_sql()), for_sqlite(content_sql())
 _INSERT = (
@@ -74,6 +78,7 @@ _INSERT_PAIR = (
 )
 _UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ?"
 _ALIAS, _INSERT_ALIAS = for_sqlite(imports.ALIAS_SQL), for_sqlite(imports.INSERT_ALIAS_SQL)
+_MODELS = for_sqlite(MODELS_SQL)
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = ? AND completion_id = ?"
 
 
@@ -163,6 +168,8 @@ class SQLiteStore:
         self._read_threads = read_threads
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: Writer | None = None
+        self._indexer = SearchIndexer(self._read, self._write)
+        self._indexing: asyncio.Task[None] | None = None
         # Set before `open` to be told of each commit (the app's metrics).
         self.observe_commit: CommitObserver | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -203,8 +210,18 @@ class SQLiteStore:
         turns = WriteTurns.open(f"{self._path}-writelock", self._path)
         self._writer = Writer(conn, self._batch_size, turns, self.observe_commit)
         self._readers = ThreadPoolExecutor(self._read_threads, "chatkeep-sqlite-read")
+        self._indexing = asyncio.get_running_loop().create_task(self._indexer.run())
 
     async def close(self) -> None:
+        indexing, self._indexing = self._indexing, None
+        if indexing is not None:
+            indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await indexing
+            try:
+                await self._indexer.catch_up()
+            except Exception as exc:  # what still waits, the next open indexes
+                logger.warning("could not index stored completions for search: %s", exc)
         writer, readers = self._writer, self._readers
         self._writer = None
         self._readers = None
@@ -370,6 +387,10 @@ class SQLiteStore:
             self._read, self._write, self._request_checkpoint, cutoffs, project, dry_run
         )
 
+    async def models(self, project: str) -> list[str]:
+        rows = await self._read(lambda conn: conn.execute(_MODELS, (project,)).fetchall())
+        return [str(row[0]) for row in rows]
+
     async def alias_of(self, project: str, alias: str) -> str | None:
         if not all_keepable((project, alias)):
             return None
@@ -413,6 +434,9 @@ class SQLiteStore:
     async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
         if not (keepable(project) and query_can_match(query)):
             return []
+
+        if query.search is not None:  # every completion stored before it is found
+            await self._indexer.catch_up()
 
         def page(conn: sqlite3.Connection) -> Any:
             ordered = query

@@ -11,16 +11,21 @@ word is rare or in every completion.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.protocol.search import fts5_match
 from chatkeep.store.queries import id_bounds, list_sql, reach_sql, sparsest_first
 from chatkeep.store.schema import for_sqlite
-from chatkeep.store.search_index import SLOT_BITS, SLOTS, id_key
+from chatkeep.store.search_index import SLOT_BITS, SLOTS, id_key, sqlite_text_sql
 from chatkeep.store.search_sql import sqlite_search_sql
 
+logger = logging.getLogger(__name__)
 _LOWEST, _HIGHEST = 0, (1 << 63) - 1
 
 
@@ -92,3 +97,57 @@ def search_page(conn: sqlite3.Connection, project: str, query: ListQuery) -> lis
         rows += matches((max(first, start), min(last, start + SLOTS - 1)), None)
     rows.sort(key=lambda row: row[0], reverse=query.order == "desc")
     return [(row[1], row[2]) for row in rows[:wanted]]
+
+
+# Rows indexed in one write (one FTS5 segment); a backlog takes several.
+INDEX_BATCH = 2000
+# How often the indexer looks for new rows: at most this stale, a search sees none stale.
+INDEX_INTERVAL_SECONDS = 1.0
+_HAS_PENDING = "SELECT EXISTS (SELECT 1 FROM completion_search_pending)"
+_PENDING = f"SELECT id FROM completion_search_pending ORDER BY id LIMIT {INDEX_BATCH}"
+_INDEX = (
+    f"INSERT INTO completion_search (rowid, body) SELECT cc.rowid, {sqlite_text_sql('cc')} "
+    "FROM completion_content AS cc WHERE cc.rowid IN (SELECT value FROM json_each(?))"
+)
+_INDEXED = "DELETE FROM completion_search_pending WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def has_pending(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute(_HAS_PENDING).fetchone()[0])
+
+
+def index_pending(conn: sqlite3.Connection) -> int:
+    """Index up to `INDEX_BATCH` waiting rows, in the caller's write transaction; how many."""
+    ids = [row[0] for row in conn.execute(_PENDING)]
+    if ids:
+        batch = json.dumps(ids)
+        conn.execute(_INDEX, (batch,))
+        conn.execute(_INDEXED, (batch,))
+    return len(ids)
+
+
+Read = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+
+
+class SearchIndexer:
+    """Indexes the content rows waiting in `completion_search_pending`, in batches: every
+    `INDEX_INTERVAL_SECONDS` in the background, and before every search (`catch_up`), so a
+    search finds every completion stored before it; a create pays only for its queue row.
+    Any process on the file may index any row: each batch is one write transaction."""
+
+    def __init__(self, read: Read, write: Read) -> None:
+        self._read = read
+        self._write = write
+
+    async def catch_up(self) -> None:
+        while await self._read(has_pending):
+            if not await self._write(index_pending):
+                return
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(INDEX_INTERVAL_SECONDS)
+            try:
+                await self.catch_up()
+            except Exception as exc:  # a store that is down now may be up at the next tick
+                logger.warning("could not index stored completions for search: %s", exc)

@@ -7,7 +7,6 @@ it. Every page answers through `Call.render` or `Call.redirect`; the page wrappe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -33,7 +32,6 @@ class UiServices:
     store: CompletionStore
     usage: UsageReports
     authenticator: Authenticator
-    model_names: Callable[[], list[str]]
     templates: Environment
     cookies: SessionCookies
 

@@ -28,7 +28,7 @@ async def list_page(call: Call) -> Response:
     try:
         filters = parse_filters(params)
     except InvalidRequestError as error:
-        return _list(call, _typed_filters(params), [], has_more=False, error=error.message)
+        return await _list(call, _typed_filters(params), [], has_more=False, error=error.message)
     page = await call.services.stored.list_chat_completions(call.project, filters.to_query())
     rows = page["data"]
     # The previews need each completion's input: one indexed read each, side by side.
@@ -36,7 +36,7 @@ async def list_page(call: Call) -> Response:
         *(call.services.store.messages(call.project, row["id"]) for row in rows)
     )
     shown = [_row(row, inputs) for row, inputs in zip(rows, messages, strict=True)]
-    return _list(call, filters, shown, has_more=page["has_more"], error="")
+    return await _list(call, filters, shown, has_more=page["has_more"], error="")
 
 
 def _row(stored: dict[str, Any], messages: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def _deleted_id(call: Call) -> str:
     return deleted if is_completion_id(deleted) else ""
 
 
-def _list(
+async def _list(
     call: Call, filters: ListFilters, rows: list[dict[str, Any]], *, has_more: bool, error: str
 ) -> Response:
     next_url = filters.page_url(after=rows[-1]["id"]) if has_more and rows else ""
@@ -91,7 +91,7 @@ def _list(
         first_url=filters.page_url() if filters.after else "",
         error=error,
         json_twin=twin,
-        models=call.services.model_names(),
+        models=await call.services.store.models(call.project),  # the models seen
         default_limit=DEFAULT_LIMIT,
         deleted=_deleted_id(call),
     )

@@ -64,7 +64,6 @@ def build_services(
     store: CompletionStore,
     usage: UsageReports,
     authenticator: Authenticator,
-    model_names: Callable[[], list[str]],
 ) -> UiServices:
     templates = Environment(
         loader=PackageLoader("chatkeep.ui", "templates"),
@@ -74,7 +73,7 @@ def build_services(
         lstrip_blocks=True,
     )
     cookies = SessionCookies(session_secret(settings), int(settings.ui_session_hours * 3600))
-    return UiServices(stored, store, usage, authenticator, model_names, templates, cookies)
+    return UiServices(stored, store, usage, authenticator, templates, cookies)
 
 
 def ui_routes(services: UiServices) -> list[BaseRoute]:
