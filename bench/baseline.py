@@ -105,15 +105,18 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def checkout(rev: str, python: str = sys.executable) -> Iterator[Baseline]:
-    """REV in a temporary git worktree, checked to be what its servers import; removed after."""
+def checkout(
+    rev: str, python: str = sys.executable, extra: dict[str, str] | None = None
+) -> Iterator[Baseline]:
+    """REV in a temporary git worktree, checked to be what its servers import; removed after.
+    `extra`: variables set in its servers' environment only (`--baseline-env`)."""
     commit = _resolve(rev)
     path = Path(tempfile.mkdtemp(prefix="chatkeep-bench-baseline-"))
     try:
         added = _git("worktree", "add", "--detach", str(path), commit)
         if added.returncode != 0:
             raise BenchError(f"git worktree add {path} {commit}: {added.stderr.strip()}")
-        env = chatkeep_env(pythonpath=path / "src")
+        env = {**chatkeep_env(pythonpath=path / "src"), **(extra or {})}
         _verify(python, path, env)
         yield Baseline(rev, commit, path, env, _same_src(commit))
     finally:

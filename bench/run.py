@@ -92,6 +92,14 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set this in the baseline's servers only; repeat (with --baseline HEAD: a "
+        "setting on against off, e.g. OTEL_SDK_DISABLED=true, the same code in both)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--litellm-venv", type=Path, default=litellm_proxy.DEFAULT_VENV)
     parser.add_argument(
@@ -169,7 +177,10 @@ def _selected(
     if not twins_of:
         print("WARNING: --baseline, but no chatkeep target is selected", flush=True)
         return chosen
-    base = stack.enter_context(baseline.checkout(args.baseline, ctx.python))
+    extra = dict(pair.partition("=")[::2] for pair in args.baseline_env)
+    base = stack.enter_context(baseline.checkout(args.baseline, ctx.python, extra))
+    if extra:
+        versions["baseline_env"] = extra
     current = baseline.imported_from(ctx.python, chatkeep_env())[0].parent
     if current.is_relative_to(base.path):
         raise BenchError(f"the working tree's servers would import the baseline's {current}")

@@ -2,17 +2,19 @@
 
 What is searched: the text of the input messages (string content, content parts' `text`,
 tool calls' and function calls' `arguments`) and of the answer (each choice's `content`
-and tool-call `arguments`). Each engine extracts it from the stored JSON itself, so the
-create path does no work of its own for the index, and the index follows every write:
+and tool-call `arguments`), and the index follows every write:
 
-- SQLite: a contentless FTS5 table `completion_search` (no second copy of the text),
-  filled and emptied by triggers on `completion_content`, so inserts, deletes and purges
-  all keep it exact. Its rowid is the content row's, and that rowid is chosen from the
-  completion id: the id's leading eight characters (its minting time to about 33 ms) shifted
-  left by 15 bits, plus the first free slot of that interval. FTS5 walks its matches in
-  rowid order, which is therefore id order between intervals; a page walks them from the
-  cursor and stops after `limit + 1`, reading the boundary interval whole to order it by id
-  (`search_page` in `sqlite_search`). 32,768 completions per interval is the ceiling.
+- SQLite: a contentless FTS5 table `completion_search` (no second copy of the text). A
+  trigger queues each new content row (`completion_search_pending`), which the store's
+  `SearchIndexer` indexes in batches, every second and before each search; a trigger on
+  delete (the API's, a purge's) takes the row out of the index, or off the queue. SQLite
+  extracts the text from the stored JSON itself (`sqlite_text_sql`). The index's rowid is
+  the content row's, chosen from the completion id: the id's leading eight characters (its
+  minting time to about 33 ms) shifted left by 15 bits, plus the first free slot of that
+  interval. FTS5 walks its matches in rowid order, which is therefore id order between
+  intervals; a page walks them from the cursor and stops after `limit + 1`, reading the
+  boundary interval whole to order it by id (`search_page` in `sqlite_search`). 32,768
+  completions per interval is the ceiling.
 - PostgreSQL: a `tsvector` column on `completion_content` with a GIN index, in every week
   partition. The store computes each new row's vector from the strings `search_strings`
   picks out in Python (making `jsonb` of the stored JSON to pick them in SQL cost 0.3 ms
