@@ -3,30 +3,11 @@ tool loop through `previous_response_id`, the stream helper, retrieve, input ite
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
-import pytest
-
-from tests.clients.test_node_sdk import HERE, _node_sdk_missing
+from tests.clients.node import run_node_check
 
 
 def test_node_sdk_responses(base_url: str) -> None:
-    missing = _node_sdk_missing()
-    if missing:
-        if os.environ.get("CHATKEEP_REQUIRE_NODE_SDK") == "1":
-            pytest.fail(missing)
-        pytest.skip(missing)
-    result = subprocess.run(
-        ["node", str(HERE / "responses_check.mjs"), f"{base_url}/v1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
+    assert run_node_check("responses_check.mjs", base_url) == {
         "created": "hello from node",
         "call": ["function_call", "get_weather", "Berlin"],
         "streamed": ["Berlin", "Berlin"],
