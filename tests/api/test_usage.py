@@ -422,3 +422,24 @@ def test_usage_routes_need_a_key(served: Served) -> None:
         response = anonymous.get(f"{USAGE}?{START}")
     assert response.status_code == 401
     assert response.json()["error"]["param"] is None
+
+
+def test_responses_are_counted_with_their_tokens_and_key(served: Served) -> None:
+    alpha = served.client("a")
+    plain = alpha.responses.create(model="gpt-4o", input="hello there")
+    assert plain.usage is not None
+    with alpha.responses.stream(model="gpt-4o", input="hello there", store=False) as stream:
+        streamed = stream.get_final_response()
+    assert streamed.usage == plain.usage
+    with pytest.raises(openai.BadRequestError):  # not answered: not counted
+        alpha.responses.create(model="gpt-4o", input="hi", background=True)
+    now = int(time.time())
+    found = alpha.admin.organization.usage.completions(
+        start_time=now - now % DAY, end_time=now - now % DAY + DAY, group_by=["api_key_id"]
+    )
+    assert [
+        (r.num_model_requests, r.input_tokens, r.output_tokens, r.api_key_id)
+        for bucket in found.data
+        for r in bucket.results
+    ] == [(2, 2 * plain.usage.input_tokens, 2 * plain.usage.output_tokens,
+           served.keys["a"][0])]  # fmt: skip

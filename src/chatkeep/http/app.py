@@ -103,7 +103,7 @@ def create_app(
         policies=policies,
         retention=Retention(store, policies, responses=responses, metrics=metrics),
         usage=UsageReports(usage_store, meter, prices),
-        responses=ResponseService(responses, router, ids),
+        responses=ResponseService(responses, router, ids, meter=meter),
         metrics=metrics,
         tracing=tracing,
     )

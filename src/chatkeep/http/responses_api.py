@@ -36,11 +36,17 @@ async def _project(request: Request, state: AppState) -> str:
 
 async def create_response(request: Request) -> Response:
     state = _state(request)
-    project = await _project(request, state)
+    caller = await state.authenticator.caller_for(request.headers)  # an admin key is refused
+    project = request.state.project = caller.project  # for the access log
     body = await read_body(request.headers, request.receive, state.settings.max_request_bytes)
     parsed = parse_create_response(decode_json(body))
     policy = await state.policies.policy_for(project)
-    context = CallContext(project=project, request_id=request.state.request_id, policy=policy)
+    context = CallContext(
+        project=project,
+        request_id=request.state.request_id,
+        policy=policy,
+        api_key_id=caller.key_id,  # the usage it is counted under
+    )
     service = state.responses
     headers: dict[str, str] = {}
     stored = service.stores(parsed, context)

@@ -30,6 +30,7 @@ from chatkeep.responses.redaction import redacted
 from chatkeep.responses.request import ParsedResponseRequest
 from chatkeep.service.completions import CallContext, ModelRouter
 from chatkeep.store.responses import ChainBroken, NewResponse, ResponseStore, Turn
+from chatkeep.usage.meter import UsageMeter
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,13 @@ class ResponseService:
         router: ModelRouter,
         completion_ids: CompletionIdGenerator,
         ids: ResponseIdGenerator | None = None,
+        meter: UsageMeter | None = None,
     ) -> None:
         self._store = store
         self._router = router
         self._completion_ids = completion_ids
         self._ids = ids or ResponseIdGenerator()
+        self._meter = meter
 
     def stores(self, parsed: ParsedResponseRequest, context: CallContext) -> bool:
         asked = parsed.params.store
@@ -205,6 +208,18 @@ class ResponseService:
                 )
             )
         usage = response.get("usage") or {}
+        if self._meter is not None:  # answered: counted as a chat completion is (usage API)
+            self._meter.record(
+                context.project,
+                context.api_key_id,
+                response["model"],
+                response["created_at"],
+                {
+                    "prompt_tokens": usage.get("input_tokens"),
+                    "completion_tokens": usage.get("output_tokens"),
+                    "prompt_tokens_details": usage.get("input_tokens_details"),
+                },
+            )
         logger.info(
             RESPONSE_LINE,
             response["id"],
