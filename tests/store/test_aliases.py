@@ -11,6 +11,7 @@ from chatkeep.ids import completion_id_floor
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.base import Cutoffs
 from chatkeep.store.factory import MigratableStore
+from chatkeep.store.imports import AliasPresence
 from chatkeep.store.schema import CompletionExistsError
 from tests.store.test_store_contract import new_completion
 
@@ -55,3 +56,26 @@ async def test_import_checkpoints_are_kept_per_source_and_project(store: Migrata
     await store.save_import_checkpoint("https://b/v1", "p", "chatcmpl-9")
     assert await store.import_checkpoint("https://a/v1", "p") == "chatcmpl-2"
     assert await store.import_checkpoint("https://a/v1", "q") is None
+
+
+async def test_alias_presence_is_read_at_most_once_a_max_age() -> None:
+    now = [0.0]
+    reads: list[bool] = []
+    answer = [False]
+
+    async def read() -> bool:
+        reads.append(answer[0])
+        return answer[0]
+
+    presence = AliasPresence(max_age=1.0, clock=lambda: now[0])
+    assert await presence.exist(read) is False and len(reads) == 1
+    answer[0] = True  # another server's import
+    now[0] = 0.5
+    assert await presence.exist(read) is False and len(reads) == 1  # within the max age
+    now[0] = 1.6
+    assert await presence.exist(read) is True and len(reads) == 2
+    answer[0] = False  # retention took every alias
+    now[0] = 3.0
+    assert await presence.exist(read) is False
+    presence.added()  # this store wrote one: known at once
+    assert await presence.exist(read) is True and len(reads) == 3

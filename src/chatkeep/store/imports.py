@@ -14,6 +14,9 @@ import finished, so that a second run goes on from there.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
 SQLITE_MIGRATION = (
     """CREATE TABLE completion_aliases (
         project TEXT NOT NULL,
@@ -49,6 +52,33 @@ POSTGRES_MIGRATION = (
 )
 
 ALIAS_SQL = "SELECT id FROM completion_aliases WHERE project = $1 AND alias = $2"
+ANY_ALIAS_SQL = "SELECT EXISTS (SELECT 1 FROM completion_aliases)"
+
+
+class AliasPresence:
+    """Whether the database holds any alias, as last read (at most `max_age` ago), so that
+    a list page's cursor is looked up among them only when there can be one: most stores
+    never import, and on PostgreSQL the lookup is a round trip on every paged list. A store
+    that writes an alias knows at once; another server's first alias can go unseen for up
+    to `max_age`, a window in which no client can have read that original id yet from this
+    server's lists. One per store."""
+
+    def __init__(self, *, max_age: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self._max_age = max_age
+        self._clock = clock
+        self._exist = True
+        self._read_at = float("-inf")
+
+    def added(self) -> None:
+        self._exist = True
+
+    async def exist(self, read: Callable[[], Awaitable[bool]]) -> bool:
+        if self._clock() - self._read_at > self._max_age:
+            self._exist = bool(await read())
+            self._read_at = self._clock()
+        return self._exist
+
+
 INSERT_ALIAS_SQL = "INSERT INTO completion_aliases (project, alias, id) VALUES ($1, $2, $3)"
 DELETE_ALIAS_SQL = "DELETE FROM completion_aliases WHERE project = $1 AND id = $2"
 # Records purged below an id: their aliases go too (PostgreSQL; SQLite's foreign key).

@@ -146,6 +146,7 @@ class PostgresStore:
         # Set before `open` to be told of each commit (the app's metrics).
         self.observe_commit: CommitObserver | None = None
         self._weeks = weeks.ServedWeeks()
+        self._aliases = imports.AliasPresence()
 
     @property
     def write_transactions(self) -> int:
@@ -278,6 +279,8 @@ class PostgresStore:
                 reasons, c.latency_ms, *content, list(c.metadata.keys()),
                 list(c.metadata.values()), c.alias, search)  # fmt: skip
         await inserts.submit(c.id, args)
+        if c.alias is not None:
+            self._aliases.added()
 
     async def _one(
         self,
@@ -416,7 +419,10 @@ class PostgresStore:
 
         async def page(conn: Connection) -> Any:
             placed = query
-            if query.after is not None:  # an imported completion's original id: its place
+            # An imported completion's original id as the cursor: its place.
+            if query.after is not None and await self._aliases.exist(
+                lambda: conn.fetchval(imports.ANY_ALIAS_SQL)
+            ):
                 alias = await conn.fetchval(imports.ALIAS_SQL, project, query.after)
                 if alias is not None:
                     placed = dataclasses.replace(query, after=alias)
