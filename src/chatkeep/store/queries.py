@@ -13,7 +13,7 @@ Only a completion with its content is served: a record whose content retention h
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,18 @@ class Tables:
 
 
 PLAIN = Tables()
+
+
+def numbered_params() -> tuple[list[Any], Callable[[Any], str]]:
+    """The parameters of a statement being written, and the call that adds one and gives
+    its placeholder (`$1`, `$2`, ...)."""
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    return params, param
 
 
 def get_sql(t: Tables = PLAIN) -> str:
@@ -100,11 +112,7 @@ def list_sql(
     the written order; on PostgreSQL each probe is a `LATERAL` subquery with `OFFSET 0`,
     which the planner can neither flatten nor reorder.
     """
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
+    params, param = numbered_params()
 
     def probe(table: str, alias: str, columns: str, match: str) -> str:
         """A join to the one row of `table` that `match` names, as a nested-loop probe."""
@@ -197,11 +205,7 @@ def reach_sql(project: str, query: ListQuery, t: Tables = PLAIN) -> tuple[str, l
     The pair whose entries reach farthest is the sparsest near the cursor, where the page
     is: driving the page from it walks the fewest entries (`sparsest_first`).
     """
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
+    params, param = numbered_params()
 
     direction, compare = ("ASC", ">") if query.order == "asc" else ("DESC", "<")
     scope = f"project = {param(project)}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.protocol.search import SearchQuery, fts5_match
-from chatkeep.store.queries import Tables, id_bounds
+from chatkeep.store.queries import Tables, id_bounds, numbered_params
 
 
 def postgres_tsquery(search: SearchQuery, param: Any) -> str:
@@ -44,20 +44,10 @@ def _filters(project: str, query: ListQuery, t: Tables, param: Any, where: list[
         )
 
 
-def _params() -> tuple[list[Any], Any]:
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    return params, param
-
-
 def postgres_search_sql(project: str, query: ListQuery, t: Tables) -> tuple[str, list[Any]]:
     """A search page in one week's partitions `t`: up to `limit + 1` rows in id order."""
     assert query.search is not None
-    params, param = _params()
+    params, param = numbered_params()
     where = [f"cc.search @@ {postgres_tsquery(query.search, param)}"]
     _filters(project, query, t, param, where)
     direction = "ASC" if query.order == "asc" else "DESC"
@@ -77,7 +67,7 @@ def sqlite_search_sql(
     the page's side, at most `limit` of them (all with None); rows (id, completion,
     metadata, rowid). FTS5 drives (CROSS JOIN keeps the written order)."""
     assert query.search is not None
-    params, param = _params()
+    params, param = numbered_params()
     where = [
         f"s.completion_search MATCH {param(fts5_match(query.search))}",
         f"s.rowid BETWEEN {param(rowids[0])} AND {param(rowids[1])}",
