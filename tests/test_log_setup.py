@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import sys
 from pathlib import Path
 
+import pytest
+
 from chatkeep.log_setup import LINE_FORMAT, LineFormatter
+from chatkeep.log_writer import BATCH, FLUSH_SECONDS, LineLog, LineWriter
 
 
 def _record(created: float) -> logging.LogRecord:
@@ -74,3 +79,94 @@ def test_a_server_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
     assert len(completions) == 1 and completions[0]["model"] == "echo-1"
     assert any(line["logger"] == "uvicorn.error" for line in lines)
     assert "SECRET-42" not in output
+
+
+def _writer(stream: io.StringIO, formatter: logging.Formatter) -> LineWriter:
+    return LineWriter(formatter, stream=stream)
+
+
+def test_the_direct_line_is_the_line_the_handler_writes_for_the_same_record() -> None:
+    from chatkeep.log_lines import COMPLETION_LINE
+    from chatkeep.log_setup import JsonLineFormatter
+
+    args = ("chatcmpl-x", "req_1", "default", "echo-1", "echo", False, 9, 3, 1.25)
+    for formatter in (LineFormatter(), JsonLineFormatter()):
+        for created in (1796356012.0, 1796356012.9995, 1.25e9 + 0.001):
+            record = logging.LogRecord("chatkeep.service.completions", logging.INFO, "", 0,
+                                       COMPLETION_LINE, args, None)  # fmt: skip
+            record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+            direct = formatter.line(  # type: ignore[attr-defined]
+                created, "INFO", "chatkeep.service.completions", COMPLETION_LINE, args
+            )
+            assert direct == formatter.format(record)
+
+
+def test_lines_off_the_event_loop_and_warnings_are_written_at_once() -> None:
+    stream = io.StringIO()
+    writer = _writer(stream, LineFormatter())
+    writer.write("one")
+    assert stream.getvalue() == "one\n"
+    writer.write("two", logging.WARNING)
+    assert stream.getvalue() == "one\ntwo\n"
+
+
+def test_lines_on_the_event_loop_go_out_together_in_order_soon_after() -> None:
+    stream = io.StringIO()
+    writer = _writer(stream, LineFormatter())
+
+    async def main() -> list[str]:
+        seen = []
+        writer.write("a")
+        writer.write("b")
+        seen.append(stream.getvalue())  # gathered: nothing written yet
+        writer.write("c", logging.ERROR)  # written at once, after what waited
+        seen.append(stream.getvalue())
+        writer.write("d")
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+        seen.append(stream.getvalue())  # the timer wrote it
+        writer.write("e")
+        return seen
+
+    assert asyncio.run(main()) == ["", "a\nb\nc\n", "a\nb\nc\nd\n"]
+    writer.close()  # what waits is written when logging shuts down (atexit)
+    assert stream.getvalue() == "a\nb\nc\nd\ne\n"
+
+
+def test_a_full_batch_is_written_without_waiting() -> None:
+    stream = io.StringIO()
+    writer = _writer(stream, LineFormatter())
+
+    async def main() -> int:
+        for n in range(BATCH):
+            writer.write(str(n))
+        return stream.getvalue().count("\n")
+
+    assert asyncio.run(main()) == BATCH
+
+
+def test_line_log_goes_through_logging_without_a_writer_and_keeps_the_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("chatkeep.test.lines")
+    with caplog.at_level(logging.INFO, logger="chatkeep.test.lines"):
+        LineLog().info(logger, "completion id=%s", "x")
+    assert [r.getMessage() for r in caplog.records] == ["completion id=x"]
+
+    stream = io.StringIO()
+    lines = LineLog(_writer(stream, LineFormatter()))
+    logger.setLevel(logging.WARNING)
+    try:
+        lines.info(logger, "completion id=%s", "y")  # below the logger's level: no line
+        assert stream.getvalue() == ""
+        logger.setLevel(logging.INFO)
+        lines.info(logger, "completion id=%s", "z")
+        assert stream.getvalue().endswith(" INFO chatkeep.test.lines: completion id=z\n")
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def test_a_broken_stderr_does_not_fail_the_caller() -> None:
+    stream = io.StringIO()
+    writer = _writer(stream, LineFormatter())
+    stream.close()
+    writer.write("lost", logging.ERROR)  # no exception

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import orjson
 
 from chatkeep.log_lines import FIELDS
+from chatkeep.log_writer import LineWriter
 
 LogFormat = Literal["text", "json"]
 
@@ -37,24 +38,28 @@ class LineFormatter(logging.Formatter):
         self._stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self._time(record.created)
+
+    def line(
+        self, created: float, level: str, logger: str, template: str, args: tuple[Any, ...]
+    ) -> str:
+        """The line `format` makes of a record with these fields (`LineLog`'s direct path)."""
+        return f"{self._time(created)} {level} {logger}: {template % args}"
+
+    def _time(self, created: float) -> str:
+        second = int(created)
         if second != self._second:
             # Same text as the default: "%Y-%m-%d %H:%M:%S" in local time, then ",mmm".
             self._stamp = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return f"{self._stamp},{int((created - second) * 1000):03d}"
 
 
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per record (see the module's docstring)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        line = _json_fields(record.created, record.levelname, record.name, record.getMessage())
         names = FIELDS.get(record.msg) if isinstance(record.msg, str) else None
         if names is not None and isinstance(record.args, tuple):
             line.update(zip(names, record.args, strict=False))
@@ -62,13 +67,34 @@ class JsonLineFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
+    def line(
+        self, created: float, level: str, logger: str, template: str, args: tuple[Any, ...]
+    ) -> str:
+        """The line `format` makes of a record with these fields (`LineLog`'s direct path)."""
+        line = _json_fields(created, level, logger, template % args)
+        names = FIELDS.get(template)
+        if names is not None:
+            line.update(zip(names, args, strict=False))
+        return orjson.dumps(line, default=str).decode()
 
-def configure_logging(level: str, log_format: LogFormat = "text") -> None:
-    """Log records at `level` and above to stderr, one line each, in `log_format`."""
+
+def _json_fields(created: float, level: str, logger: str, message: str) -> dict[str, Any]:
+    return {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+
+
+def configure_logging(level: str, log_format: LogFormat = "text") -> LineWriter:
+    """Log records at `level` and above to stderr, one line each, in `log_format`, through
+    the `LineWriter` returned (for the services' `LineLog`)."""
     logging._srcfile = None  # no caller lookup per record
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLineFormatter() if log_format == "json" else LineFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler])
+    formatter = JsonLineFormatter() if log_format == "json" else LineFormatter()
+    writer = LineWriter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[writer])
+    return writer

@@ -21,6 +21,7 @@ from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.http.connection import connection_class
 from chatkeep.log_setup import configure_logging
+from chatkeep.log_writer import LineLog
 from chatkeep.observability.metrics import Metrics
 from chatkeep.observability.workers_metrics import WorkerMetricsDir
 from chatkeep.ui.session import with_shared_session_secret
@@ -88,11 +89,11 @@ def serve(
         workers=workers,
         insecure_no_auth=insecure_no_auth,
     )
-    configure_logging(settings.log_level, settings.log_format)
+    lines = LineLog(configure_logging(settings.log_level, settings.log_format))
     check_schema_before_serving(settings)
     refuse_exposed_without_keys(settings)
     try:
-        app = create_app(settings)
+        app = create_app(settings, lines=lines)
     except (ConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     listener = _listen(settings.host, settings.port)
@@ -120,7 +121,7 @@ def serve(
         metrics = Metrics(
             project_label=mine.metrics_project_label, multiprocess_dir=metrics_dir.path
         )
-        _run(create_app(mine, metrics=metrics), mine, listener)
+        _run(create_app(mine, metrics=metrics, lines=lines), mine, listener)
 
     try:
         code = Supervisor(settings.workers, work, on_death=metrics_dir.worker_died).run()

@@ -27,6 +27,7 @@ from chatkeep.http.state import AppState
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.lifecycle.book import PolicyBook
 from chatkeep.lifecycle.retention import Retention, running_every
+from chatkeep.log_writer import LineLog
 from chatkeep.observability.metrics import Metrics
 from chatkeep.observability.tracing import Tracing
 from chatkeep.observability.tracing_middleware import TracingMiddleware
@@ -60,14 +61,17 @@ def create_app(
     key_store: KeyStore | None = None,
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
+    lines: LineLog | None = None,
 ) -> Starlette:
     """Build the ASGI app. The store is opened and closed by the app's lifespan.
 
     Unless an `authenticator` is given, callers need API keys from the store's database
     (or `key_store`), and only a loopback server without keys runs open (docs/keys.md).
     `metrics` defaults to this process's own; `tracing` to what the `OTEL_*` variables
-    ask for (none unless they do: docs/observability.md).
+    ask for (none unless they do: docs/observability.md); `lines` writes the per-request
+    INFO lines (`chatkeep serve` gives its `LineWriter`'s; default: through `logging`).
     """
+    lines = lines or LineLog()
     if metrics is None:
         metrics = Metrics(project_label=settings.metrics_project_label)
     if tracing is None:
@@ -98,12 +102,12 @@ def create_app(
         store=store,
         router=router,
         authenticator=authenticator,
-        creator=CompletionCreator(store, router, ids, meter),
+        creator=CompletionCreator(store, router, ids, meter, lines),
         stored=StoredCompletions(store),
         policies=policies,
         retention=Retention(store, policies, responses=responses, metrics=metrics),
         usage=UsageReports(usage_store, meter, prices),
-        responses=ResponseService(responses, router, ids, meter=meter),
+        responses=ResponseService(responses, router, ids, meter=meter, lines=lines),
         metrics=metrics,
         tracing=tracing,
     )
@@ -140,7 +144,11 @@ def create_app(
         # The create route runs inside the request-id middleware, ahead of Starlette's router.
         middleware=[
             Middleware(
-                RequestIdMiddleware, ids=ids, access_log=settings.access_log, metrics=metrics
+                RequestIdMiddleware,
+                ids=ids,
+                access_log=settings.access_log,
+                metrics=metrics,
+                lines=lines,
             ),
             # Only in the stack when tracing is on: off, it costs nothing.
             *([Middleware(TracingMiddleware, tracing=tracing)] if tracing is not None else []),

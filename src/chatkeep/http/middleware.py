@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chatkeep.http.channel import UNEXPECTED, ResponseChannel
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.log_lines import ACCESS_LINE
+from chatkeep.log_writer import LineLog
 from chatkeep.observability.metrics import UNMATCHED_ROUTE, Metrics, route_template
 
 logger = logging.getLogger(__name__)
@@ -27,12 +28,18 @@ OPENAI_VERSION = b"2020-10-01"
 
 class RequestIdMiddleware:
     def __init__(
-        self, app: ASGIApp, ids: CompletionIdGenerator, access_log: bool, metrics: Metrics
+        self,
+        app: ASGIApp,
+        ids: CompletionIdGenerator,
+        access_log: bool,
+        metrics: Metrics,
+        lines: LineLog | None = None,
     ) -> None:
         self.app = app
         self.ids = ids
         self.access_log = access_log
         self.metrics = metrics
+        self.lines = lines or LineLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,15 +82,16 @@ class RequestIdMiddleware:
             route = route_template(scope) or UNMATCHED_ROUTE
             self.metrics.http_request(route, scope["method"], status)
             if self.access_log:
-                _log_access(scope, request_id, status, started)
+                _log_access(self.lines, scope, request_id, status, started)
 
 
-def _log_access(scope: Scope, request_id: str, status: int, started: float) -> None:
+def _log_access(lines: LineLog, scope: Scope, request_id: str, status: int, started: float) -> None:
     """One line per request; the path as sent (percent-encoded), never the query string,
     which can hold metadata values. Status 0: the client left before any answer."""
     raw = scope.get("raw_path") or scope["path"].encode()
     path = raw.partition(b"?")[0].decode("ascii", "backslashreplace")
-    access_logger.info(
+    lines.info(
+        access_logger,
         ACCESS_LINE,
         request_id,
         scope["state"].get("project", "-"),

@@ -10,6 +10,7 @@ Whether to trace is decided once, at start (`Tracing.from_environment`, the stan
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -56,14 +57,15 @@ def _exporter(environ: Mapping[str, str]) -> Callable[[], SpanExporter]:
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
     if protocol.strip() == "grpc":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        try:  # an optional extra: imported by name, so that type checks need it neither
+            grpc = importlib.import_module("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
         except ImportError:
             raise ValueError(
                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: "
                 "pip install 'chatkeep[otlp-grpc]'."
             ) from None
-        return OTLPSpanExporter
+        exporter: Callable[[], SpanExporter] = grpc.OTLPSpanExporter
+        return exporter
     if protocol.strip() not in ("http/protobuf", ""):
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: chatkeep knows http/protobuf and grpc."

@@ -20,6 +20,7 @@ from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.errors import ChatkeepError, InvalidRequestError, NotFoundError
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.log_lines import RESPONSE_LINE
+from chatkeep.log_writer import LineLog
 from chatkeep.protocol.responses import CursorPage
 from chatkeep.response_ids import ResponseIdGenerator, is_response_id
 from chatkeep.responses import chat_call
@@ -80,12 +81,14 @@ class ResponseService:
         completion_ids: CompletionIdGenerator,
         ids: ResponseIdGenerator | None = None,
         meter: UsageMeter | None = None,
+        lines: LineLog | None = None,
     ) -> None:
         self._store = store
         self._router = router
         self._completion_ids = completion_ids
         self._ids = ids or ResponseIdGenerator()
         self._meter = meter
+        self._lines = lines or LineLog()
 
     def stores(self, parsed: ParsedResponseRequest, context: CallContext) -> bool:
         asked = parsed.params.store
@@ -220,7 +223,8 @@ class ResponseService:
                     "prompt_tokens_details": usage.get("input_tokens_details"),
                 },
             )
-        logger.info(
+        self._lines.info(
+            logger,
             RESPONSE_LINE,
             response["id"],
             context.request_id,

@@ -20,6 +20,7 @@ from chatkeep.backends.base import Backend, BackendRequest
 from chatkeep.ids import CompletionIdGenerator
 from chatkeep.lifecycle.policy import DEFAULT_POLICY, ProjectPolicy
 from chatkeep.log_lines import COMPLETION_LINE
+from chatkeep.log_writer import LineLog
 from chatkeep.protocol.requests import ParsedCreateRequest
 from chatkeep.protocol.responses import (
     ChatCompletion,
@@ -83,11 +84,13 @@ class CompletionCreator:
         router: ModelRouter,
         ids: CompletionIdGenerator,
         meter: UsageMeter | None = None,
+        lines: LineLog | None = None,
     ) -> None:
         self._store = store
         self._router = router
         self._ids = ids
         self._meter = meter
+        self._lines = lines or LineLog()
 
     def _backend_request(
         self, parsed: ParsedCreateRequest, store: bool, context: CallContext
@@ -135,6 +138,7 @@ class CompletionCreator:
                 completion.get("usage"),
             )
         _log_completion(
+            self._lines,
             completion["id"],
             completion["model"],
             completion.get("usage"),
@@ -216,6 +220,7 @@ class CompletionCreator:
                 context.project, context.api_key_id, seen.model, seen.created, seen.usage
             )
         _log_completion(
+            self._lines,
             seen.completion_id,
             seen.model,
             seen.usage,
@@ -319,6 +324,7 @@ async def _redacted(stored: NewCompletion, context: CallContext) -> NewCompletio
 
 
 def _log_completion(
+    lines: LineLog,
     completion_id: str,
     model: str,
     usage: CompletionUsage | None,
@@ -328,7 +334,8 @@ def _log_completion(
     stream: bool,
     started: float,
 ) -> None:
-    logger.info(
+    lines.info(
+        logger,
         COMPLETION_LINE,
         completion_id,
         context.request_id,
