@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +27,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from chatkeep.observability.loop_metrics import LoopCounter, LoopGauge, LoopHistogram
 
 if TYPE_CHECKING:
     from chatkeep.protocol.responses import CompletionUsage
@@ -66,6 +68,8 @@ UPSTREAM_ERROR_KINDS = (
 )
 
 
+_Child = TypeVar("_Child", covariant=True)
+
 # (model, backend, stream, project or "" when projects are not a label)
 _CreateKey = tuple[str, str, bool, str]
 
@@ -94,15 +98,49 @@ class CreateRecord:
         self.usage: CompletionUsage | None = None
 
 
+class _Observed(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class _Counted(Protocol):
+    def inc(self, amount: float = 1.0) -> None: ...
+
+
+class _Labelled(Protocol[_Child]):
+    def labels(self, *values: str) -> _Child: ...
+
+
+_CounterKind = Callable[[str, str, list[str]], _Labelled[_Counted]]
+_HistogramKind = Callable[[str, str, list[str], tuple[float, ...]], _Labelled[_Observed]]
+
+
+def _per_request_kinds(registry: CollectorRegistry | None) -> tuple[_CounterKind, _HistogramKind]:
+    """How the per-request families are made: without locks in one process
+    (`loop_metrics`), else as prometheus_client's, in the workers' shared files."""
+    if registry is not None:
+        return (
+            lambda name, doc, labels: LoopCounter(name, doc, labels, registry),
+            lambda name, doc, labels, buckets: LoopHistogram(
+                name, doc, labels, buckets=buckets, registry=registry
+            ),
+        )
+    return (
+        lambda name, doc, labels: Counter(name, doc, labels, registry=None),
+        lambda name, doc, labels, buckets: Histogram(
+            name, doc, labels, buckets=buckets, registry=None
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _CreateSeries:
     """The label children of one (model, backend, stream[, project]), bound once."""
 
-    duration: Histogram
-    overhead: Histogram
-    first_token: Histogram
-    input_tokens: Histogram
-    output_tokens: Histogram
+    duration: _Observed
+    overhead: _Observed
+    first_token: _Observed
+    input_tokens: _Observed
+    output_tokens: _Observed
 
 
 class Metrics:
@@ -120,39 +158,36 @@ class Metrics:
         registry = self._registry
         genai = ["gen_ai_operation_name", "gen_ai_request_model", "backend"]
         genai += ["gen_ai_request_stream"] + (["project"] if project_label else [])
-        self.http_requests = Counter(
+        # What every request moves, on the event loop: lock-free in one process.
+        counter, histogram = _per_request_kinds(registry)
+        self.http_requests = counter(
             "chatkeep_http_requests",
             "HTTP requests answered, by route template, method and status.",
             ["http_route", "http_request_method", "http_response_status_code"],
-            registry=registry,
         )
-        self.request_duration = Histogram(
+        self.request_duration = histogram(
             "gen_ai_server_request_duration_seconds",
             "Chat completion creates, from request to last byte, by model, backend and stream.",
             [*genai, "error_type"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
+            DURATION_BUCKETS,
         )
-        self.first_token = Histogram(
+        self.first_token = histogram(
             "gen_ai_server_time_to_first_token_seconds",
             "Streamed creates: from request to the first chunk from the backend.",
             genai,
-            buckets=TTFT_BUCKETS,
-            registry=registry,
+            TTFT_BUCKETS,
         )
-        self.overhead = Histogram(
+        self.overhead = histogram(
             "chatkeep_gateway_overhead_seconds",
             "Time a create spent in chatkeep itself: its duration less the waits on its backend.",
             genai,
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
+            OVERHEAD_BUCKETS,
         )
-        self.token_usage = Histogram(
+        self.token_usage = histogram(
             "gen_ai_client_token_usage",
             "Tokens per create, input and output, as the backend reported them.",
             [*genai, "gen_ai_token_type"],
-            buckets=TOKEN_BUCKETS,
-            registry=registry,
+            TOKEN_BUCKETS,
         )
         self.upstream_errors = Counter(
             "chatkeep_upstream_errors",
@@ -160,11 +195,15 @@ class Metrics:
             ["upstream", "kind"],
             registry=registry,
         )
-        self.streams_open = Gauge(
-            "chatkeep_streams_open",
-            "Streamed creates in flight.",
-            registry=registry,
-            multiprocess_mode="livesum",
+        self.streams_open: Gauge | LoopGauge = (
+            LoopGauge("chatkeep_streams_open", "Streamed creates in flight.", registry)
+            if registry is not None
+            else Gauge(
+                "chatkeep_streams_open",
+                "Streamed creates in flight.",
+                registry=None,
+                multiprocess_mode="livesum",
+            )
         )
         self.commit_duration = Histogram(
             "chatkeep_store_commit_duration_seconds",
@@ -193,7 +232,7 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
-        self._http: dict[tuple[str, str, int], Counter] = {}
+        self._http: dict[tuple[str, str, int], _Counted] = {}
         self._creates: dict[_CreateKey, _CreateSeries] = {}
         self._failed: set[_CreateKey] = set()  # label sets seen failing only, in the bound too
 
@@ -269,7 +308,7 @@ class Metrics:
 
     # --- label children ----------------------------------------------------------------
 
-    def _http_child(self, key: tuple[str, str, int]) -> Counter:
+    def _http_child(self, key: tuple[str, str, int]) -> _Counted:
         route, method, status = key
         shown = method if method in _METHODS else OTHER
         child = self.http_requests.labels(route, shown, str(status))
