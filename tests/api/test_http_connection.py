@@ -460,3 +460,35 @@ def test_the_server_still_serves_after_the_hostile_clients(
     assert answer.status == 200
     assert b'"object":"chat.completion"' in answer.body
     assert b'"object":"list"' in answer.body  # the second, pipelined request was answered too
+
+
+def _read_all(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_pipelined_answer_is_written_whole_before_a_refusal_of_the_next_request(
+    server: Server,
+) -> None:
+    # The first answer's head is held for its body (held_head.py): the whole answer goes
+    # out, and the connection closes after it (the second request, refused, gets no answer
+    # of its own while the first is under way; if one came, it would come after).
+    body = b'{"model": "echo-1", "messages": [{"role": "user", "content": "hi"}]}'
+    raw = _read_all(server.port, post(body) + MALFORMED["bad method characters"])
+    first, _, rest = raw.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK"), raw
+    length = int(next(line.split(b":")[1] for line in first.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))  # fmt: skip
+    assert json.loads(rest[:length])["object"] == "chat.completion"
+    assert rest[length:] == b"" or rest[length:].startswith(b"HTTP/1.1 400 "), raw
+
+
+def test_a_head_request_with_connection_close_gets_its_head(server: Server) -> None:
+    raw = _read_all(
+        server.port, b"HEAD /health HTTP/1.1\r\nHost: chatkeep\r\nConnection: close\r\n\r\n"
+    )
+    assert raw.startswith(b"HTTP/1.1 ") and raw.endswith(b"\r\n\r\n"), raw

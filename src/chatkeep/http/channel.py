@@ -97,9 +97,10 @@ class ResponseChannel:
             raise RuntimeError(f"no open stream to send a frame on ({self._stage.value})")
         await self._send({"type": "http.response.body", "body": frame, "more_body": True})
 
-    async def end_stream(self) -> None:
+    async def end_stream(self, last: bytes = b"") -> None:
+        """End the stream, with `last` as its last frame (one write for both)."""
         self._advance(_Stage.OPEN, _Stage.COMPLETE)
-        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._send({"type": "http.response.body", "body": last, "more_body": False})
 
     async def fail(self, error: ChatkeepError) -> None:
         """Answer `error` in the one form the response's stage still allows."""

@@ -1,6 +1,6 @@
 """One HTTP/1.1 connection: what the server answers itself, before or instead of the app.
 
-uvicorn's httptools protocol with four changes (docs/deploy.md has the why):
+uvicorn's httptools protocol with five changes (docs/deploy.md has the why):
 
 - malformed HTTP gets OpenAI's error envelope (400, JSON, `Connection: close`), not text;
 - a request's head and body are read against timeouts, and a client too slow is closed,
@@ -8,7 +8,9 @@ uvicorn's httptools protocol with four changes (docs/deploy.md has the why):
 - only HTTP/1.0 and 1.1 are served: HTTP/0.9 is a 400, HTTP/2 on this wire a 505; a head
   over the size limit is a 431;
 - an `Upgrade` offer (h2c, sent by Java and Ktor clients on plain POSTs) is declined, and
-  the request, body included, is served as HTTP/1.1 (httptools would drop the body).
+  the request, body included, is served as HTTP/1.1 (httptools would drop the body);
+- a response's head is written with its first body bytes, in one system call
+  (`held_head`).
 
 Hot path: a request that arrives in one read arms no timer and starts no task; it costs
 three small callback overrides (where the parser is, and a version check). A timer is armed
@@ -30,6 +32,7 @@ from uvicorn.server import ServerState
 
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError, InvalidRequestError
+from chatkeep.http.held_head import HeldHeadTransport
 from chatkeep.http.middleware import OPENAI_VERSION
 from chatkeep.protocol.codec import encode_json
 
@@ -219,6 +222,8 @@ class HttpConnection(HttpToolsProtocol):
         if self._head_bytes > self.max_header_bytes and self._head_size() > self.max_header_bytes:
             raise self._head_too_large()
         super().on_headers_complete()
+        if self.scope["method"] != "HEAD":  # a HEAD response writes no body to join
+            self.cycle.transport = HeldHeadTransport(self.transport, self.loop)  # type: ignore[assignment]
         self._phase = _BODY
         if self._timer is not None:
             self._timer.cancel()
@@ -324,6 +329,8 @@ class HttpConnection(HttpToolsProtocol):
             request_id,
         )
         cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, HeldHeadTransport):
+            cycle.transport.flush()  # what the app wrote goes out before the refusal
         if cycle is not None and not cycle.response_complete:
             if self._phase == _BODY:
                 # The refused request is the app's own (or queued behind one): the app sees a

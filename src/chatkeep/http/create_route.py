@@ -29,6 +29,7 @@ from chatkeep.observability.metrics import CreateRecord
 from chatkeep.observability.tracing import CANCELLED, error_type
 from chatkeep.protocol.codec import encode_json
 from chatkeep.protocol.requests import ParsedCreateRequest, parse_create_request
+from chatkeep.protocol.sse import DONE_EVENT
 from chatkeep.service.completions import CallContext
 
 PATH = "/v1/chat/completions"
@@ -147,10 +148,17 @@ async def _send_stream(
     state.metrics.streams_open.inc()
     try:
         await channel.start_stream(headers)
+        last = b""
         async for frame in frames:
-            await channel.send_frame(frame)
+            if last:  # nothing follows `[DONE]`; were it to, the order would hold
+                await channel.send_frame(last)
+                last = b""
+            if frame is DONE_EVENT:  # held, to go out with the stream's end in one write
+                last = frame
+            else:
+                await channel.send_frame(frame)
         done = True
-        await channel.end_stream()
+        await channel.end_stream(last)
     except asyncio.CancelledError:
         if not gone or streaming is None:
             raise
