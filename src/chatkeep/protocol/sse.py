@@ -6,11 +6,15 @@ older SDK releases mis-handle; the stream ends with `data: [DONE]`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chatkeep.protocol.codec import encode_json
 
 DONE_EVENT = b"data: [DONE]\n\n"
+# A whole event of the usual shape, and what it takes besides its data ("data: ", "\n\n").
+_WHOLE_EVENTS = re.compile(rb"data: ([^\n]*)\n\n")
+_EVENT_FRAME = 8
 
 
 def encode_event(payload: Any) -> bytes:
@@ -36,6 +40,19 @@ class SSEDecoder:
         self._cr_pending = False
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The data of each event that `data` completes, in order."""
+        if self._buffer or self._data or self._cr_pending or b"\r" in data:
+            return self._feed(data)
+        # The shape of every chat stream: whole `data: <JSON>` events, each one line and a
+        # blank one. When `data` is nothing but such events (their lengths add up to its
+        # own), they are its events; anything else (a comment, an event of several lines,
+        # other fields, an event cut by the read) takes the general rules.
+        events: list[bytes] = _WHOLE_EVENTS.findall(data)
+        if sum(map(len, events)) + _EVENT_FRAME * len(events) == len(data):
+            return [event for event in events if event] if b"" in events else events
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[bytes]:
         if self._cr_pending and data[:1] == b"\n":
             data = data[1:]  # the LF of a CRLF split across two reads
         self._cr_pending = data[-1:] == b"\r"
