@@ -57,20 +57,49 @@ def _latency_check(name: str, reads: list[Row], store: str, query: str, limit_ms
     }
 
 
+def _added_latency_check(name: str, gateway: list[Row], target: str, mode: str) -> Row:
+    """p50 at the fixed rate, over the bare relay's (same rate, same run)."""
+    rows = [_find(gateway, target=key, mode=mode) for key in (target, "bare")]
+    p50s = [row.get("p50_ms") if row and not row.get("error") else None for row in rows]
+    added = p50s[0] - p50s[1] if None not in p50s else None  # type: ignore[operator]
+    return {
+        "name": name,
+        "measured": added,
+        "required": ADDED_P50_MS,
+        "unit": "ms",
+        "met": None if added is None else added <= ADDED_P50_MS,
+    }
+
+
+# The relay's targets (issue 14): throughput as a share of the bare relay's, and the p50
+# added at the fixed rate.
+RELAY_TARGETS = (
+    ("store off vs bare", "chatkeep", "non-streamed", 0.75),
+    ("store SQLite vs bare", "chatkeep-sqlite", "non-streamed", 0.7),
+    ("store PostgreSQL vs bare", "chatkeep-postgres", "non-streamed", 0.65),
+    ("streamed, store off vs bare", "chatkeep", "streamed", 0.65),
+    ("streamed, store SQLite vs bare", "chatkeep-sqlite", "streamed", 0.5),
+)
+ADDED_P50_MS = 0.3
+
+
 def evaluate(results: dict[str, Any]) -> list[Row]:
-    """The issue's targets, each measured (None when its run was skipped or failed)."""
+    """The issues' targets, each measured (None when its run was skipped or failed)."""
     gateway, reads = results.get("gateway", []), results.get("reads", [])
-    plain, streamed = "non-streamed", "streamed"
+    plain = "non-streamed"
     checks = [
-        _ratio_check("store off vs bare", gateway, "chatkeep", plain, "bare", 0.8),
-        _ratio_check("store SQLite vs bare", gateway, "chatkeep-sqlite", plain, "bare", 0.7),
+        _ratio_check(name, gateway, target, mode, "bare", required)
+        for name, target, mode, required in RELAY_TARGETS
+    ]
+    checks += [
+        _added_latency_check(
+            f"added p50 at the fixed rate, {mode}, store off", gateway, "chatkeep", mode
+        )
+        for mode in ("non-streamed", "streamed")
+    ]
+    checks += [
         _ratio_check("store off vs LiteLLM", gateway, "chatkeep", plain, "litellm", 30),
         _ratio_check("store SQLite vs LiteLLM", gateway, "chatkeep-sqlite", plain, "litellm", 30),
-        _ratio_check("streamed, store off vs bare", gateway, "chatkeep", streamed, "bare", 0.6),
-        _ratio_check(
-            "streamed, store SQLite vs bare", gateway, "chatkeep-sqlite", streamed, "bare", 0.6
-        ),
-        _ratio_check("store PostgreSQL vs bare", gateway, "chatkeep-postgres", plain, "bare", 0.5),
     ]
     for store in ("sqlite", "postgres"):
         checks.append(_latency_check(f"get by id p99, {store}", reads, store, "get", 5.0))
@@ -168,7 +197,7 @@ def _targets_table(results: dict[str, Any]) -> list[str]:
     for check in results.get("targets", []):
         unit = check["unit"]
         measured = _num(check["measured"], 2) + (f" {unit}" if check["measured"] else "")
-        bound = "≥" if unit == "x" else "<"
+        bound = "≥" if unit == "x" else "≤" if check["name"].startswith("added") else "<"
         met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
         lines.append(
             f"| {check['name']} | {measured} | {bound} {_num(check['required'], 1)} {unit} "
