@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
-from chatkeep.store import imports, sqlite_purge
+from chatkeep.store import imports, sqlite_files, sqlite_purge
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.queries import (
     MODELS_SQL,
@@ -38,9 +38,7 @@ from chatkeep.store.queries import (
     sparsest_first,
 )
 from chatkeep.store.schema import (
-    MIGRATIONS_TABLE,
     CompletionExistsError,
-    MigrationPlan,
     dump_json,
     for_sqlite,
     load_json,
@@ -80,68 +78,6 @@ _UPDATE = "UPDATE completions SET metadata = ? WHERE project = ? AND id = ?"
 _ALIAS, _INSERT_ALIAS = for_sqlite(imports.ALIAS_SQL), for_sqlite(imports.INSERT_ALIAS_SQL)
 _MODELS = for_sqlite(MODELS_SQL)
 _CLEAR_PAIRS = "DELETE FROM completion_metadata WHERE project = ? AND completion_id = ?"
-
-
-def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    # Autocommit mode: transactions are begun and ended explicitly, never implicitly.
-    # Connections are handed between threads (opened in one, closed in another), never shared.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    return conn
-
-
-def _prepare_writer(conn: sqlite3.Connection, synchronous: str) -> None:
-    conn.execute("PRAGMA journal_mode = WAL")  # persistent: a no-op after the first time
-    # NORMAL in WAL mode writes each commit to the WAL before returning, so a killed
-    # process loses nothing acknowledged; FULL also fsyncs, for power loss.
-    conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # Deleted rows are overwritten with zeros, not left in free space (docs/lifecycle.md).
-    conn.execute("PRAGMA secure_delete = ON")
-
-
-def _unopenable(path: Path) -> str | None:
-    """Why SQLite cannot open `path` (it says only "unable to open database file"), when
-    the file system tells. WAL mode needs the folder writable too, for its side files."""
-    folder = path.parent
-    if not folder.exists():
-        return f"the folder {folder} does not exist"
-    if not folder.is_dir():
-        return f"{folder} is not a folder"
-    if path.is_dir():
-        return "that path is a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable (read-only file system or permissions)"
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        return "the file is not readable and writable (permissions)"
-    return None
-
-
-def _applied(conn: sqlite3.Connection) -> list[str]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chatkeep_migrations'"
-    ).fetchone()
-    if exists is None:
-        return []
-    return [row[0] for row in conn.execute("SELECT name FROM chatkeep_migrations")]
-
-
-def _migrate(conn: sqlite3.Connection, plan: MigrationPlan) -> list[str]:
-    """Apply what `plan` picks in one transaction; the write lock makes racing starts safe."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(MIGRATIONS_TABLE["sqlite"])
-        todo = plan(_applied(conn))
-        for migration in todo:
-            for statement in migration.sqlite:
-                conn.execute(statement)
-            conn.execute("INSERT INTO chatkeep_migrations (name) VALUES (?)", (migration.name,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return [m.name for m in todo]
 
 
 class SQLiteStore:
@@ -184,18 +120,20 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = _connect(self._path, self._busy_timeout_ms)
-            _prepare_writer(conn, self._synchronous)
+            conn = sqlite_files.connect(self._path, self._busy_timeout_ms)
+            sqlite_files.prepare_writer(conn, self._synchronous)
         except sqlite3.Error as exc:
             path = Path(self._path).absolute()
-            message = f"Cannot open the SQLite database {path}: {_unopenable(path) or exc}"
+            message = (
+                f"Cannot open the SQLite database {path}: {sqlite_files.unopenable(path) or exc}"
+            )
             raise StoreUnavailableError(message) from exc
         return conn
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = self._connect()
         try:
-            _migrate(conn, plan_open)
+            sqlite_files.migrate(conn, plan_open)
         except BaseException:
             conn.close()
             raise
@@ -250,19 +188,19 @@ class SQLiteStore:
 
     async def pending_migrations(self) -> list[str]:
         """Names of the migrations not yet applied, in order (all of them when blank)."""
-        return await self._on_own_connection(lambda conn: pending_names(_applied(conn)))
+        return await self._on_own_connection(lambda conn: pending_names(sqlite_files.applied(conn)))
 
     async def upgrade(self, *, through: str | None = None) -> list[str]:
         """Apply pending migrations (up to `through`, when given); return their names."""
         plan = plan_upgrade(through)
-        return await self._on_own_connection(lambda conn: _migrate(conn, plan))
+        return await self._on_own_connection(lambda conn: sqlite_files.migrate(conn, plan))
 
     # Reads -------------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self._path, self._busy_timeout_ms)
+            conn = sqlite_files.connect(self._path, self._busy_timeout_ms)
             conn.execute("PRAGMA query_only = ON")
             self._local.conn = conn
             with self._reader_lock:
