@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from chatkeep.backends.routing import ConfigError
+from chatkeep.cli import heap
 from chatkeep.cli.db import check_schema_before_serving
 from chatkeep.cli.posture import refuse_exposed_without_keys
 from chatkeep.cli.settings import describe_database, settings_from_flags
@@ -131,6 +132,7 @@ def serve(
 
 
 def _run(app: Starlette, settings: Settings, listener: socket.socket) -> None:
+    heap.settle()  # the app is built: what is alive now lives as long as the process
     server = uvicorn.Config(
         app,
         log_level=settings.log_level,
