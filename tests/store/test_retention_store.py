@@ -31,7 +31,8 @@ def minted_at(ms: int, n: int, project: str = "proj", **kw: Any) -> NewCompletio
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 3, so that every purge here runs several of them."""
-    monkeypatch.setattr(sqlite_purge, "BATCH", 3)
+    for name in ("FIRST_BATCH", "MIN_BATCH", "MAX_BATCH"):
+        monkeypatch.setattr(sqlite_purge, name, 3)
     monkeypatch.setattr(postgres_purge, "BATCH", 3)
 
 

@@ -2,20 +2,34 @@
 
 Each batch takes the oldest ids below a cutoff and deletes their id range, so a purge of
 any size holds the writer for one batch at a time and creates queue behind a batch, never
-behind the whole purge. With `secure_delete` on, deleted rows are zeroed in the pages that
-held them, and the store checkpoints the WAL when a purge or a delete ends, so no deleted
-text stays recoverable from the file (docs/lifecycle.md).
+behind the whole purge. A batch is bounded in time, not only in rows: what one row costs
+to delete varies (its text is taken out of the search index and zeroed in its pages), and
+2,000 rows took close to a second on a busy 2-core machine, a second that every create
+waited. So each batch is sized from the last one's time, aiming at `TARGET_SECONDS`, and
+the purge then pauses as long as the batch took: creates queued meanwhile commit between
+two batches instead of behind a run of them, and a purge takes at most half of the
+writer's time.
+
+With `secure_delete` on, deleted rows are zeroed in the pages that held them, and the
+store checkpoints the WAL when a purge or a delete ends, so no deleted text stays
+recoverable from the file (docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatkeep.store.base import Cutoffs, PurgeCount
 
-BATCH = 2000  # rows per write transaction
+# Rows per write transaction: the first batch's, and the bounds of the later ones, which
+# are sized to take about TARGET_SECONDS each (at most doubling from one to the next).
+FIRST_BATCH = 200
+MIN_BATCH, MAX_BATCH = 20, 5000
+TARGET_SECONDS = 0.05
 # The store's reader and writer: each runs a function on a connection of its own.
 Run = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 Batch = Callable[[sqlite3.Connection, str, str, int], int]
@@ -69,13 +83,29 @@ async def _project(
 
 
 async def _batches(write: Run, batch: Batch, project: str, before: str) -> int:
-    """Run `batch` until it comes back short: one write transaction per batch."""
-    total = 0
+    """Run `batch` until it comes back short: one write transaction per batch, each sized
+    from the time the last one took."""
+    total, limit = 0, FIRST_BATCH
+
+    def timed(conn: sqlite3.Connection) -> tuple[int, float]:
+        began = time.perf_counter()
+        done = batch(conn, project, before, limit)
+        return done, time.perf_counter() - began
+
     while True:
-        done: int = await write(lambda conn: batch(conn, project, before, BATCH))
+        outcome: tuple[int, float] = await write(timed)
+        done, took = outcome
         total += done
-        if done < BATCH:
+        if done < limit:
             return total
+        await asyncio.sleep(took)  # the writer's turn for everyone else
+        limit = next_limit(limit, took)
+
+
+def next_limit(limit: int, took: float) -> int:
+    """The next batch's rows: this one's scaled to TARGET_SECONDS, within the bounds."""
+    scaled = limit * 2 if took <= 0 else int(limit * TARGET_SECONDS / took)
+    return max(MIN_BATCH, min(MAX_BATCH, limit * 2, scaled))
 
 
 def projects(conn: sqlite3.Connection) -> list[str]:
