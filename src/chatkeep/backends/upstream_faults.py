@@ -19,7 +19,12 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
-from chatkeep.backends.upstream_body import AnswerTooLarge, UpstreamSilent
+from chatkeep.backends.http_conn import (
+    AnswerBrokenOff,
+    UpstreamConnectTimeout,
+    UpstreamUnreachable,
+)
+from chatkeep.backends.upstream_body import AnswerTooLarge, UpstreamAnswer, UpstreamSilent
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.errors import (
     ChatkeepError,
@@ -95,7 +100,7 @@ class UpstreamFaults:
             ) from exc
         except TimeoutError as exc:
             config = self.config
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            if isinstance(exc, (aiohttp.ConnectionTimeoutError, UpstreamConnectTimeout)):
                 what = f"did not accept a connection within {config.connect_timeout:g} s"
             elif isinstance(exc, UpstreamSilent):
                 what = f"sent nothing for {config.read_timeout:g} s"
@@ -105,9 +110,9 @@ class UpstreamFaults:
                 what, "upstream_timeout", started, UpstreamTimeoutError, kind="timeout"
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError):
+            if isinstance(exc, (aiohttp.ClientConnectorError, UpstreamUnreachable)):
                 what = "could not be reached"
-            elif isinstance(exc, aiohttp.ClientPayloadError):
+            elif isinstance(exc, (aiohttp.ClientPayloadError, AnswerBrokenOff)):
                 what = "broke off its answer"
             else:
                 what = "dropped the connection"
@@ -149,7 +154,7 @@ class UpstreamFaults:
         self,
         status: int,
         raw: bytes,
-        response: aiohttp.ClientResponse,
+        response: UpstreamAnswer,
         hint: str | None = None,
     ) -> ChatkeepError:
         self._count("4xx" if status < 500 else "5xx")
