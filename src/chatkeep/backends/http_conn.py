@@ -205,7 +205,7 @@ class Answer:
         """`data` decompressed, at most one byte past the size limit in all: the reader
         refuses the answer there, so nothing beyond is ever made."""
         left = self._limit - self._decoded + 1
-        if left <= 0:
+        if left <= 0 or not data:
             return b""
         try:
             decoder = self._decoder
@@ -223,18 +223,21 @@ class Answer:
     def message_complete(self) -> None:
         self.complete = True
         self.end()
+        if self._error is not None:
+            self.complete = False
 
     def end(self) -> None:
         """All of the body has arrived."""
         decoder = self._decoder
         if decoder is not None and self._decoded <= self._limit:
-            try:
-                rest = decoder.flush()
-            except zlib.error:  # pragma: no cover - flush of a finished stream
-                rest = b""
+            rest = decoder.flush()
             if rest:
                 self._decoded += len(rest)
                 self._chunks.append(rest)
+            if not decoder.eof:  # the compressed stream stopped short of its end
+                self._error = AnswerBrokenOff("a compressed body cut short")
+                self._wake()
+                return
         self.eof = True
         self._wake()
 
