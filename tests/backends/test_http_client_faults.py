@@ -64,8 +64,14 @@ async def test_a_body_cut_short_is_broken_off(steps: list[Step]) -> None:
 
 @pytest.mark.parametrize(
     "steps",
-    [[CLOSE], [RESET], [b"HTTP/1.1 200 OK\r\nContent-Le", CLOSE], [b"SMTP ready\r\n\r\n"]],
-    ids=["closed", "reset", "half-a-head", "not-http"],
+    [
+        [CLOSE],
+        [RESET],
+        [b"HTTP/1.1 200 OK\r\nContent-Le", CLOSE],
+        [b"SMTP ready\r\n\r\n"],
+        [b"HTTP/1.1 200 OK\r\nX-Endless: ", *[b"x" * 8192, 0.001] * 20],
+    ],
+    ids=["closed", "reset", "half-a-head", "not-http", "endless-head"],
 )
 async def test_no_answer_is_a_dropped_connection(steps: list[Step]) -> None:
     async with raw_upstream(lambda i, _: steps) as up:

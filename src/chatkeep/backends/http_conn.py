@@ -21,6 +21,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 # Reading pauses while this much of a body waits for its reader (a slow client of a fast
 # stream), and resumes once the reader took it.
 _HIGH_WATER = 256 * 1024
+# The most an answer's head (status line and headers) may take; aiohttp's limits (8 KiB a
+# line) bound it too. The parser keeps a header whole until it ends: this bounds that.
+_HEAD_LIMIT = 64 * 1024
 
 
 class UpstreamUnreachable(OSError):
@@ -268,6 +271,7 @@ class Connection(asyncio.Protocol):
         self.answer: Answer | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._head_bytes = 0  # bytes read before the answer's head was whole
 
     # --- the pool's side ------------------------------------------------------------------
 
@@ -275,6 +279,7 @@ class Connection(asyncio.Protocol):
         """Write a whole request; its answer (await its `head`), whose body is decoded to at
         most `limit` bytes and one more."""
         answer = self.answer = Answer(self, self.loop, limit)
+        self._head_bytes = 0
         assert self._transport is not None
         self._transport.write(request)
         return answer
@@ -323,6 +328,12 @@ class Connection(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             answer.fail(_broken(answer, exc))
             self.close()
+        else:
+            if not answer.head.done():
+                self._head_bytes += len(data)
+                if self._head_bytes > _HEAD_LIMIT:
+                    answer.fail(UpstreamDropped(f"an answer head over {_HEAD_LIMIT} bytes"))
+                    self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         answer = self.answer
