@@ -224,6 +224,18 @@ async def test_compressed_bodies_are_decoded(coding: bytes, encode: Any) -> None
         await client.aclose()
 
 
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
+async def test_an_empty_compressed_body_is_empty(coding: bytes) -> None:
+    steps: list[Step] = [plain(b"", extra=b"Content-Encoding: %b\r\n" % coding)]
+    async with raw_upstream(lambda i, _: steps) as up:
+        client = client_for(up.port)
+        with anyio.fail_after(LIMIT):
+            assert await exchange(client) == (200, b"")
+            assert await exchange(client) == (200, b"")
+        await client.aclose()
+    assert up.connections == 1
+
+
 async def test_a_compressed_body_is_inflated_no_further_than_the_limit() -> None:
     bomb = gzip.compress(b"0" * (8 << 20))  # 8 MiB of zeros, about 8 KiB compressed
     steps: list[Step] = [plain(bomb, extra=b"Content-Encoding: gzip\r\n")]

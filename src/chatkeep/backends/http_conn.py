@@ -55,6 +55,7 @@ class Answer:
         "_decoder",
         "_deflate",
         "_error",
+        "_fed",
         "_limit",
         "_loop",
         "_paused",
@@ -86,6 +87,7 @@ class Answer:
         self._decoder: zlib._Decompress | None = None
         self._deflate = False  # a deflate body whose first byte has not come yet
         self._decoded = 0
+        self._fed = False  # a compressed body's bytes came (an empty one is no stream)
         self._chunks: list[bytes] = []
         self._size = 0
         self._paused = False
@@ -217,6 +219,7 @@ class Answer:
                 decoder = self._decoder = zlib.decompressobj(
                     zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
                 )
+            self._fed = True
             data = decoder.decompress(data, left)
         except zlib.error as exc:
             raise AnswerBrokenOff(f"a body that does not decompress ({exc})") from None
@@ -232,7 +235,7 @@ class Answer:
     def end(self) -> None:
         """All of the body has arrived."""
         decoder = self._decoder
-        if decoder is not None and self._decoded <= self._limit:
+        if decoder is not None and self._fed and self._decoded <= self._limit:
             rest = decoder.flush()
             if rest:
                 self._decoded += len(rest)
