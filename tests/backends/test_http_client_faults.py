@@ -23,7 +23,7 @@ from chatkeep.backends.http_conn import (
 )
 from chatkeep.backends.upstream import UpstreamBackend
 from chatkeep.backends.upstream_config import UpstreamConfig
-from chatkeep.errors import UpstreamError
+from chatkeep.errors import UpstreamError, UpstreamStreamBroken, UpstreamTimeoutError
 from tests.backends.fault_upstream import FaultUpstream
 from tests.backends.raw_upstream import CLOSE, RESET, Step, chunked, plain, raw_upstream
 from tests.backends.test_http_client import HEADERS, LIMIT, body_of, client_for, exchange
@@ -228,3 +228,29 @@ async def test_the_backend_closes_its_pool(upstream: FaultUpstream) -> None:
         await backend.create(request("ok"))  # a closed backend opens a new connection
         await backend.aclose()
     assert len(set(upstream.client_ports)) == 2
+
+
+async def test_a_connect_timeout_through_the_backend_is_a_504() -> None:
+    async with raw_upstream(lambda i, _: []) as up:  # takes the TCP connection, says nothing
+        config = UpstreamConfig(base_url=f"https://127.0.0.1:{up.port}/v1", connect_timeout=0.2)
+        backend = UpstreamBackend("mute", config)
+        with anyio.fail_after(LIMIT):
+            error = await raised_by(backend.create(request("ok")))
+        await backend.aclose()
+    assert isinstance(error, UpstreamTimeoutError)
+    assert error.message == "Upstream 'mute' did not accept a connection within 0.2 s."
+
+
+async def test_total_timeout_cuts_a_stream_that_never_ends(upstream: FaultUpstream) -> None:
+    config = UpstreamConfig(base_url=upstream.base_url, read_timeout=5, total_timeout=0.4)
+    backend = UpstreamBackend("fault", config)
+    relayed = 0
+    try:
+        with anyio.fail_after(LIMIT), pytest.raises(UpstreamStreamBroken) as info:
+            async for batch in backend.stream(request("endless", stream=True)):
+                relayed += len(batch)
+    finally:
+        await backend.aclose()
+    assert relayed > 1
+    assert info.value.code == "upstream_timeout"
+    assert info.value.message == "Upstream 'fault' did not finish within 0.4 s."
