@@ -53,7 +53,7 @@ class UpstreamBackend:
     `upstream_model` maps a client's model name to the upstream's (a rename), or to None for
     names this backend does not serve; without it every name is served unchanged.
     `listed_models` are the names shown on `GET /v1/models`. `api_key` is sent as a bearer
-    token; it is kept only in the session's headers, and never logged. `metrics` counts
+    token; it is kept only in the clients' headers, and never logged. `metrics` counts
     its failures by kind. A traced request gets a `chat {model}` client span, whose
     `traceparent` goes upstream with the request.
     """
@@ -105,7 +105,7 @@ class UpstreamBackend:
         ]
 
     async def start(self) -> None:
-        """Open the connection pool now, and check the upstream (a warning if it fails).
+        """Check the upstream (a warning if it fails); the chat route's pool opens on first use.
 
         Never raises, and takes at most `config.check_seconds`.
         """
