@@ -1,12 +1,14 @@
 """The upstream backend: relays chat completions to an OpenAI-compatible server.
 
-One aiohttp session (one connection pool) per upstream, opened lazily inside the running
-loop. The client's body is forwarded as sent, vendor fields included, minus `store` and
-`metadata` unless the upstream takes them; faults become chatkeep errors, logged and
-counted (`upstream_faults`; the table is in docs/upstreams.md). Answers are read within
-their bounds by `AnswerBody`; streams are decoded by `SSEDecoder` and relayed chunk by
-chunk. `start` checks the upstream once (`upstream_check`); a 404 of the chat route then
-says whether the base_url is to blame.
+The chat route goes through a lean HTTP/1.1 client (`http_client`: one pool of keep-alive
+connections per upstream, opened lazily inside the running loop); the start-up check, and
+the chat route of a base_url that the lean client does not carry (a user and password in
+it, characters to quote), go through one aiohttp session. The client's body is forwarded
+as sent, vendor fields included, minus `store` and `metadata` unless the upstream takes
+them; faults become chatkeep errors, logged and counted (`upstream_faults`; the table is in
+docs/upstreams.md). Answers are read within their bounds by `AnswerBody`; streams are
+decoded by `SSEDecoder` and relayed chunk by chunk. `start` checks the upstream once
+(`upstream_check`); a 404 of the chat route then says whether the base_url is to blame.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 
-from chatkeep import __version__
 from chatkeep.backends.base import BackendRequest
-from chatkeep.backends.upstream_body import AnswerBody, AnswerTooLarge, SilenceWatch
+from chatkeep.backends.http_client import LeanClient, user_agent
+from chatkeep.backends.upstream_body import (
+    AnswerBody,
+    AnswerTooLarge,
+    SilenceWatch,
+    UpstreamAnswer,
+)
 from chatkeep.backends.upstream_check import UpstreamCheck
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.backends.upstream_faults import UpstreamFaults, decode_answer
@@ -46,7 +53,7 @@ class UpstreamBackend:
     `upstream_model` maps a client's model name to the upstream's (a rename), or to None for
     names this backend does not serve; without it every name is served unchanged.
     `listed_models` are the names shown on `GET /v1/models`. `api_key` is sent as a bearer
-    token; it is kept only in the session's headers, and never logged. `metrics` counts
+    token; it is kept only in the clients' headers, and never logged. `metrics` counts
     its failures by kind. A traced request gets a `chat {model}` client span, whose
     `traceparent` goes upstream with the request.
     """
@@ -67,10 +74,14 @@ class UpstreamBackend:
         self._url = f"{config.base_url}/chat/completions"
         self._headers = {
             "Content-Type": "application/json",
-            "User-Agent": f"chatkeep/{__version__}",
+            "User-Agent": user_agent(),
         }
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        # None where aiohttp keeps the chat route (see `http_client`).
+        self._lean = LeanClient.for_upstream(config, self._headers, path="/chat/completions")
+        # The lean client's `total_timeout` is kept by the silence watch (aiohttp keeps its own).
+        self._total = config.total_timeout if self._lean is not None else None
         self._upstream_model = upstream_model or (lambda model: model)
         self._listed = list(listed_models)
         self._created = int(time.time())
@@ -78,7 +89,7 @@ class UpstreamBackend:
         # Requests beyond `max_connections` wait here, before their first-byte deadline
         # starts: waiting for a free connection is not the upstream being silent.
         self._free = asyncio.Semaphore(config.max_connections)
-        self._silences = SilenceWatch(config.read_timeout)
+        self._silences = SilenceWatch(config.read_timeout, self._total)
         self._check = UpstreamCheck(name, config)
 
     def __repr__(self) -> str:
@@ -94,13 +105,15 @@ class UpstreamBackend:
         ]
 
     async def start(self) -> None:
-        """Open the connection pool now, and check the upstream (a warning if it fails).
+        """Check the upstream (a warning if it fails); the chat route's pool opens on first use.
 
         Never raises, and takes at most `config.check_seconds`.
         """
         await self._check.at_start(self._session())
 
     async def aclose(self) -> None:
+        if self._lean is not None:
+            await self._lean.aclose()
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -121,24 +134,29 @@ class UpstreamBackend:
             )
         return self._client
 
+    def _end(self) -> float | None:
+        """When the exchange starting now passes `total_timeout`, where it is kept here."""
+        total = self._total
+        return None if total is None else asyncio.get_running_loop().time() + total
+
     async def _post(
-        self,
-        session: aiohttp.ClientSession,
-        data: bytes,
-        headers: dict[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
+        self, data: bytes, headers: dict[str, str] | None, end: float | None
+    ) -> UpstreamAnswer:
         """Send the request (`headers`: the trace's, when traced); the answer must begin
         within `read_timeout`."""
-        with self._faults.around(started=False), self._silences.deadline():
+        with self._faults.around(started=False), self._silences.deadline(end):
+            if self._lean is not None:
+                return await self._lean.post(data, headers)
             # A payload made here skips aiohttp's lookup of a payload type per request; the
             # session's Content-Type (JSON) stays the request's.
             payload = aiohttp.BytesPayload(data)
-            return await session.post(
+            return await self._session().post(
                 self._url, data=payload, headers=headers, allow_redirects=False
             )
 
-    def _body(self, response: aiohttp.ClientResponse) -> AnswerBody:
-        return AnswerBody(response, watch=self._silences, limit=self.config.max_response_bytes)
+    def _body(self, response: UpstreamAnswer, end: float | None) -> AnswerBody:
+        limit = self.config.max_response_bytes
+        return AnswerBody(response, watch=self._silences, limit=limit, end=end)
 
     def forwarded_body(self, request: BackendRequest, *, stream: bool) -> dict[str, Any]:
         """The body sent upstream: the client's, renamed model, chatkeep's fields removed."""
@@ -174,12 +192,12 @@ class UpstreamBackend:
         self, request: BackendRequest, body: dict[str, Any], headers: dict[str, str] | None
     ) -> ChatCompletion:
         data = encode_json(body)
-        session = self._session()
         async with self._free:
-            response = await self._post(session, data, headers)
+            end = self._end()
+            response = await self._post(data, headers, end)
             try:
                 with self._faults.around(started=False):
-                    raw = await self._body(response).read_all()
+                    raw = await self._body(response, end).read_all()
             finally:
                 response.release()  # back to the pool if read to its end, else closed
         if response.status >= 400:
@@ -209,12 +227,12 @@ class UpstreamBackend:
         self, request: BackendRequest, forwarded: dict[str, Any], headers: dict[str, str] | None
     ) -> AsyncGenerator[list[ChatCompletionChunk]]:
         data = encode_json(forwarded)
-        session = self._session()
         async with self._free:
-            response = await self._post(session, data, headers)
+            end = self._end()
+            response = await self._post(data, headers, end)
             reusable = False
             try:
-                body = await self._stream_body(response)
+                body = await self._stream_body(response, end)
                 decoder = SSEDecoder()
                 started = False
                 while True:
@@ -251,10 +269,10 @@ class UpstreamBackend:
                 else:
                     response.close()
 
-    async def _stream_body(self, response: aiohttp.ClientResponse) -> AnswerBody:
+    async def _stream_body(self, response: UpstreamAnswer, end: float | None) -> AnswerBody:
         """The body of a streamed answer, once its status and type say it is a stream."""
         with self._faults.around(started=False):
-            body = self._body(response)
+            body = self._body(response, end)
             if response.status >= 400:
                 raw = await body.read_all()
         if response.status >= 400:

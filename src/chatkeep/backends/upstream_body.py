@@ -7,8 +7,9 @@ aiohttp's `sock_read` timer or a timer per wait (why: below).
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Protocol
 
-import aiohttp
+from multidict import CIMultiDictProxy
 
 # Why not aiohttp's `sock_read`: that timer belongs to the connection, not to the request,
 # and aiohttp (3.14) can leave it armed on a connection back in the pool. A large answer
@@ -35,6 +36,36 @@ class UpstreamSilent(TimeoutError):
     """The upstream sent nothing for `read_timeout` seconds."""
 
 
+class UpstreamOverdue(TimeoutError):
+    """The exchange passed its `total_timeout`."""
+
+
+class BodyStream(Protocol):
+    """How an answer's body is read: aiohttp's `StreamReader`, or the lean client's answer."""
+
+    def read_nowait(self) -> bytes: ...
+    def is_eof(self) -> bool: ...
+    def at_eof(self) -> bool: ...
+    async def readany(self) -> bytes: ...
+
+
+class UpstreamAnswer(Protocol):
+    """An upstream's answer: aiohttp's `ClientResponse`, or the lean client's `Answer`."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def content(self) -> BodyStream: ...
+    def release(self) -> Any: ...
+    def close(self) -> None: ...
+
+
 class AnswerTooLarge(Exception):
     """The upstream's answer passed `max_response_bytes`."""
 
@@ -46,10 +77,12 @@ class Deadline:
     chain, which every resumption of the wait would pass through.
     """
 
-    __slots__ = ("_cancelling", "_watch", "deadline", "fired", "task")
+    __slots__ = ("_cancelling", "_watch", "deadline", "end", "fired", "overdue", "task")
 
-    def __init__(self, watch: SilenceWatch) -> None:
+    def __init__(self, watch: SilenceWatch, end: float | None) -> None:
         self._watch = watch
+        self.end = end
+        self.overdue = False
 
     def __enter__(self) -> Deadline:
         task = asyncio.current_task()
@@ -68,7 +101,7 @@ class Deadline:
             left = self.task.uncancel()  # the cancel was ours: take it back in any case
             ours = kind is not None and issubclass(kind, asyncio.CancelledError)
             if ours and left <= self._cancelling:  # and no one else's is pending
-                raise UpstreamSilent from None
+                raise (UpstreamOverdue if self.overdue else UpstreamSilent) from None
 
 
 class SilenceWatch:
@@ -83,16 +116,18 @@ class SilenceWatch:
 
     __slots__ = ("_handle", "_loop", "_seconds", "_tick", "_waits")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, total: float | None = None) -> None:
         self._seconds = seconds
-        self._tick = min(max(seconds * _TICK_SHARE, _MIN_TICK), _MAX_TICK)
+        shortest = seconds if total is None else min(seconds, total)
+        self._tick = min(max(shortest * _TICK_SHARE, _MIN_TICK), _MAX_TICK)
         self._waits: set[Deadline] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def deadline(self) -> Deadline:
-        """`with watch.deadline(): await ...`: the wait inside, timed."""
-        return Deadline(self)
+    def deadline(self, end: float | None = None) -> Deadline:
+        """`with watch.deadline(): await ...`: the wait inside, timed; with `end` (a time of
+        the loop's clock), cut there too, as `UpstreamOverdue`."""
+        return Deadline(self, end)
 
     def add(self, wait: Deadline) -> float:
         """Start timing `wait`; its deadline."""
@@ -103,7 +138,10 @@ class SilenceWatch:
             self._waits = {w for w in self._waits if w.task.get_loop() is loop}
             self._loop = loop
             self._handle = loop.call_later(self._tick, self._check, loop)
-        return loop.time() + self._seconds
+        deadline = loop.time() + self._seconds
+        end = wait.end
+        wait.overdue = end is not None and end < deadline
+        return end if end is not None and wait.overdue else deadline
 
     def discard(self, wait: Deadline) -> None:
         self._waits.discard(wait)
@@ -125,10 +163,15 @@ class AnswerBody:
     events, or a single line that never ends.
     """
 
-    __slots__ = ("_content", "_left", "_watch")
+    __slots__ = ("_content", "_end", "_left", "_watch")
 
     def __init__(
-        self, response: aiohttp.ClientResponse, *, watch: SilenceWatch, limit: int
+        self,
+        response: UpstreamAnswer,
+        *,
+        watch: SilenceWatch,
+        limit: int,
+        end: float | None = None,
     ) -> None:
         length = response.content_length
         if length is not None and length > limit:
@@ -136,6 +179,7 @@ class AnswerBody:
         self._content = response.content
         self._watch = watch
         self._left = limit
+        self._end = end  # where the exchange's `total_timeout` ends, if it is kept here
 
     def read_now(self) -> bytes:
         """What has arrived of the body and was not read yet; `b""` when nothing has."""
@@ -154,7 +198,7 @@ class AnswerBody:
         # What has arrived already is taken without a deadline.
         data = self.read_now()
         if not data and not self._content.is_eof():
-            with self._watch.deadline():
+            with self._watch.deadline(self._end):
                 data = await self._content.readany()
             self._left -= len(data)
             if self._left < 0:
