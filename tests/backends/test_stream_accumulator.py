@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import random
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -222,3 +224,46 @@ async def test_echo_stream_adds_up_to_echo_create(extra: dict[str, Any]) -> None
             accumulator.add(c)
     streamed = cast(dict[str, Any], accumulator.result())
     assert _without_call_ids(streamed) == _without_call_ids(created)
+
+
+class _Delta(dict[str, Any]):
+    """A delta the accumulator's text-only shortcut does not take (not exactly a dict)."""
+
+
+def _general(chunk: dict[str, Any]) -> dict[str, Any]:
+    choices = [
+        {**choice, "delta": _Delta(choice["delta"])} if isinstance(choice.get("delta"), dict)
+        else choice
+        for choice in chunk.get("choices") or ()
+    ]  # fmt: skip
+    return {**chunk, "choices": choices}
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_the_text_only_shortcut_adds_up_to_what_the_general_rules_do(seed: int) -> None:
+    rng = random.Random(seed)
+    shapes: list[Callable[[int], dict[str, Any]]] = [
+        lambda i: {"index": i, "delta": {"content": rng.choice(["a", "", "é ", "x" * 5])},
+                   "logprobs": None, "finish_reason": None},
+        lambda i: {"index": i, "delta": {"role": "assistant", "content": ""}},
+        lambda i: {"index": i, "delta": {"content": "t"}, "finish_reason": "stop"},
+        lambda i: {"index": i, "delta": {"content": "l"},
+                   "logprobs": {"content": [{"token": "l", "logprob": -0.1}]}},
+        lambda i: {"index": i, "delta": {"refusal": "no"}},
+        lambda i: {"index": i, "delta": {"content": None}},
+        lambda i: {"index": i, "delta": {"content": "v"}, "stop_reason": 7},
+        lambda i: {"index": i,
+                   "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}},
+        lambda i: {"index": i, "delta": {"reasoning_content": "r"}},
+        lambda i: {"index": i, "delta": {}},
+    ]  # fmt: skip
+    chunks = [
+        {"id": "chatcmpl-x", "created": 1, "model": "m", "object": "chat.completion.chunk",
+         "choices": [rng.choice(shapes)(rng.choice([0, 0, 1]))]}
+        for _ in range(rng.randint(1, 30))
+    ]  # fmt: skip
+    shortcut, general = ChatCompletionAccumulator(), ChatCompletionAccumulator()
+    for chunk in chunks:
+        shortcut.add(chunk)  # type: ignore[arg-type]
+        general.add(_general(chunk))  # type: ignore[arg-type]
+    assert shortcut.result() == general.result()

@@ -226,7 +226,22 @@ class ChatCompletionAccumulator:
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _ChoiceState(index)
-            state.add(cast(dict[str, Any], choice))
+            delta = choice.get("delta")
+            if (
+                type(delta) is dict
+                and len(delta) == 1
+                and type(text := delta.get("content")) is str
+                and choice.get("finish_reason") is None
+                and choice.get("logprobs") is None
+                and _CHOICE_KEYS.issuperset(choice)
+            ):
+                # Most chunks: a piece of text, nothing else (what `add` would do with it).
+                if state.content is None:
+                    state.content = [text]
+                else:
+                    state.content.append(text)
+            else:
+                state.add(cast(dict[str, Any], choice))
 
     def result(self) -> ChatCompletion:
         top = self._top
