@@ -196,11 +196,13 @@ def _targets_table(results: dict[str, Any]) -> list[str]:
     lines = ["| target | measured | required | met |", "| --- | ---: | ---: | --- |"]
     for check in results.get("targets", []):
         unit = check["unit"]
-        measured = _num(check["measured"], 2) + (f" {unit}" if check["measured"] else "")
+        # Ratios to three places: a target is met or not on the exact figure.
+        places = 3 if unit == "x" else 2
+        measured = _num(check["measured"], places) + (f" {unit}" if check["measured"] else "")
         bound = "≥" if unit == "x" else "≤" if check["name"].startswith("added") else "<"
         met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
         lines.append(
-            f"| {check['name']} | {measured} | {bound} {_num(check['required'], 1)} {unit} "
+            f"| {check['name']} | {measured} | {bound} {_num(check['required'], 2)} {unit} "
             f"| {met} |"
         )
     return lines
