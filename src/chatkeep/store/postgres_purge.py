@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -80,7 +81,7 @@ async def purge(
     return found
 
 
-def _passed(limits: Iterable[str | None]) -> str | None:
+def _every(limits: Iterable[str | None]) -> str | None:
     """The id below which every project's window has passed (None: some keep forever)."""
     bounds = list(limits)
     if not bounds or any(bound is None for bound in bounds):
@@ -88,43 +89,76 @@ def _passed(limits: Iterable[str | None]) -> str | None:
     return min(bound for bound in bounds if bound is not None)
 
 
+def _passed(end: str, records_before: str | None, content_before: str | None) -> str | None:
+    """What every project's windows have passed of ids below `end`: "records" (all of
+    it), "content" (the content and filter rows), or None."""
+    if records_before is not None and end <= records_before:
+        return "records"
+    if content_before is not None and end <= content_before:
+        return "content"
+    return None
+
+
 async def _drop_weeks(
     conn: Connection, limits: list[Cutoffs], found: dict[str, PurgeCount]
 ) -> None:
-    """Drop the partitions of each week that every project's window has passed, counting
-    their rows per project first."""
-    records_before = _passed(cut.records_before for cut in limits)
-    content_before = _passed(cut.content_before for cut in limits)
-    have = await partitions.existing(conn)
-    for week in sorted(have["completions"] | have["completion_content"]):
+    """Drop the partitions of each week, and the leaves of each day, that every project's
+    window has passed, counting their rows per project first."""
+    records_before = _every(cut.records_before for cut in limits)
+    content_before = _every(cut.content_before for cut in limits)
+    have = await partitions.layout(conn)
+    for week in sorted(have["completions"].keys() | have["completion_content"].keys()):
         end = partitions.week_bounds(week)[1]
         if end is None:  # the catch-all at the end: ids of no week, never "older"
             continue
-        if records_before is not None and end <= records_before:
-            table, what = "completions", "records"
-        elif content_before is not None and end <= content_before:
-            table, what = "completion_content", "content"
-        else:
+        what = _passed(end, records_before, content_before)
+        if what is not None:
+            names = {t: partitions.partition_name(t, week) for t, _ in partitions.TABLES}
+            tables = await _count_then_keep(conn, have, week, None, names, what, found)
+            await partitions.drop(conn, tables, week)
             continue
-        if week in have[table]:
-            name = partitions.partition_name(table, week)
-            for project, count in await conn.fetch(_PER_PROJECT.format(table=name)):
-                done = found.setdefault(project, PurgeCount())
-                setattr(done, what, getattr(done, what) + count)
-        dropping = [t for t, _ in partitions.TABLES if week in have[t]]
-        if what == "content":
-            dropping = [t for t in dropping if t != "completions"]
-        await partitions.drop(conn, dropping, week)
+        for day in partitions.days_of(week) if week != partitions.BEFORE else ():
+            what = _passed(partitions.day_bounds(day)[1], records_before, content_before)
+            if what is None:
+                break
+            names = {t: partitions.day_name(t, day) for t, _ in partitions.TABLES}
+            tables = await _count_then_keep(conn, have, week, day, names, what, found)
+            await partitions.drop_day(conn, tables, day)
+
+
+async def _count_then_keep(
+    conn: Connection,
+    have: partitions.Layout,
+    week: date,
+    day: date | None,
+    names: dict[str, str],
+    what: str,
+    found: dict[str, PurgeCount],
+) -> list[str]:
+    """The tables whose partition of `week` (or leaf of `day`) goes, dependents first, once
+    the rows of the one that counts (records, or content) are added to `found`."""
+
+    def holds(table: str) -> bool:
+        shape = have[table].get(week, frozenset())
+        return shape is None if day is None else shape is not None and day in shape
+
+    counted = "completions" if what == "records" else "completion_content"
+    if holds(counted) or (day is None and week in have[counted]):
+        for project, count in await conn.fetch(_PER_PROJECT.format(table=names[counted])):
+            done = found.setdefault(project, PurgeCount())
+            setattr(done, what, getattr(done, what) + count)
+    going = [t for t, _ in partitions.TABLES if (week in have[t] if day is None else holds(t))]
+    return [t for t in going if what == "records" or t != "completions"]
 
 
 async def _vacuum(conn: Connection, touched: list[tuple[str, str]]) -> None:
-    """VACUUM the partitions holding any of the `touched` id ranges."""
-    have = await partitions.existing(conn)
+    """VACUUM the leaves (days, or plain weeks) holding any of the `touched` id ranges."""
+    have = await partitions.layout(conn)
     names = {
-        partitions.partition_name(table, week)
+        name
         for table, _ in partitions.TABLES
         for first, last in touched
-        for week in partitions.overlapping(have[table], first, last)
+        for name in partitions.overlapping(partitions.leaves(have[table], table), first, last)
     }
     if names:
         await conn.execute(f"VACUUM (ANALYZE) {', '.join(sorted(names))}")

@@ -43,6 +43,25 @@ from chatkeep.store.queries import Tables, id_bounds, list_sql, reach_sql, spars
 MISSING = asyncpg.UndefinedTableError
 
 
+_ORDER = ("completions", "completion_content", "completion_metadata")  # as in `Tables`
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of ids a page walks, and the tables holding it: a week, with its days
+    when its three tables have day leaves."""
+
+    low: str | None
+    high: str | None
+    tables: Tables
+    days: tuple[Span, ...] = ()
+
+
+def day_tables(day: date) -> Tables:
+    """The leaves of one day, in a week of day leaves."""
+    return Tables(*(partitions.day_name(table, day) for table in _ORDER))
+
+
 def tables_of(week: date) -> Tables:
     """The partitions of one week (a Monday, or BEFORE or AFTER)."""
     return Tables(
@@ -55,14 +74,14 @@ def tables_of(week: date) -> Tables:
 
 class ServedWeeks:
     """The weeks that have a content partition, that is every week whose completions can
-    be served, as last read from the catalog. One per store: never shared between
-    databases."""
+    be served, and the shape of every table's weeks (`partitions.Layout`), as last read
+    from the catalog. One per store: never shared between databases."""
 
     def __init__(self, *, max_age: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self._max_age = max_age
         self._clock = clock
-        self._weeks: frozenset[date] = frozenset()
-        self._ordered: tuple[date, ...] = ()
+        self._layout: partitions.Layout = {table: {} for table, _ in partitions.TABLES}
+        self._ordered: tuple[Span, ...] = ()
         self._read_at = float("-inf")
 
     def forget(self) -> None:
@@ -70,52 +89,95 @@ class ServedWeeks:
         self._read_at = float("-inf")
 
     async def _read(self, conn: Connection) -> None:
-        found = (await partitions.existing(conn))["completion_content"]
-        self._weeks, self._ordered = frozenset(found), tuple(sorted(found))
+        self._layout = await partitions.layout(conn)
+        self._ordered = spans(self._layout)
         self._read_at = self._clock()
 
-    async def ordered(self, conn: Connection) -> tuple[date, ...]:
+    async def ordered(self, conn: Connection) -> tuple[Span, ...]:
         """Every served week, oldest first."""
         if self._clock() - self._read_at > self._max_age:
             await self._read(conn)
         return self._ordered
 
     async def tables_for(self, conn: Connection, completion_id: str) -> Tables | None:
-        """The partitions holding `completion_id`, None when its week has none. A week not
+        """The tables holding `completion_id`: its day's leaves, or its week's partitions
+        where they are plain; None when its week or day has no content table. A week not
         seen yet is looked up by name (a made-up id costs one trivial statement, and never
-        a catalog read); when it exists, the served weeks are read again on the next list."""
+        a catalog read); when it exists, the catalog is read again."""
         week = partitions.week_of(completion_id)
-        t = tables_of(week)
-        if week not in self._weeks:
-            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", t.content):
+        if week not in self._layout["completion_content"]:
+            name = partitions.partition_name("completion_content", week)
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
                 return None
-            self.forget()
-        return t
+            await self._read(conn)
+        day = partitions.day_of(completion_id)
+        held = self._layout["completion_content"][week]
+        if held is not None and day is not None and day not in held:
+            # Dropped by retention, or made since for an import: looked up by name too.
+            name = partitions.day_name("completion_content", day)
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+                return None
+            await self._read(conn)
+        names = []
+        for table in ("completions", "completion_content", "completion_metadata"):
+            held = self._layout[table].get(week)
+            if held is None or day is None:
+                names.append(partitions.partition_name(table, week))
+            elif day in held:
+                names.append(partitions.day_name(table, day))
+            else:  # retention dropped that day (a record outlives its content, never less)
+                return None
+        return Tables(*names)
 
 
-def walked(weeks: Sequence[date], query: ListQuery) -> list[date]:
-    """The weeks a page visits, in its order: from the cursor's week (all with none), and
-    only those its creation-time range reaches."""
+def spans(layout: partitions.Layout) -> tuple[Span, ...]:
+    """What a page may walk, oldest first: each week with content, as its tables, with
+    its days' leaves where all three tables have them."""
+    found: list[Span] = []
+    for week, held in sorted(layout["completion_content"].items()):
+        days: tuple[Span, ...] = ()
+        if held is not None and all(layout[table].get(week) is not None for table in _ORDER):
+            days = tuple(Span(*partitions.day_bounds(day), day_tables(day)) for day in sorted(held))
+        found.append(Span(*partitions.week_bounds(week), tables_of(week), days))
+    return tuple(found)
+
+
+def walked(ordered: Sequence[Span], query: ListQuery) -> list[Span]:
+    """The spans a page visits, in its order: from the cursor's week (all with none), and
+    only those its creation-time range reaches; the first week a day at a time where it
+    has day leaves (where a page nearly always ends: each statement then plans one
+    plain table), the others a week at a time (a stretch without a match then costs one
+    statement a week, not seven)."""
     low, high = id_bounds(query)
-    first = partitions.week_of(low) if low is not None else date.min
-    last = partitions.week_of(high) if high is not None else date.max
     if query.after is not None:
         if query.order == "asc":
-            first = max(first, partitions.week_of(query.after))
+            low = query.after if low is None else max(low, query.after)
         else:
-            last = min(last, partitions.week_of(query.after))
-    inside = [week for week in weeks if first <= week <= last]
-    return inside if query.order == "asc" else inside[::-1]
+            high = query.after if high is None else min(high, query.after)
+
+    def reached(spans: Sequence[Span]) -> list[Span]:
+        inside = [
+            span
+            for span in spans
+            if (low is None or span.high is None or low < span.high)
+            and (high is None or span.low is None or span.low <= high)
+        ]
+        return inside if query.order == "asc" else inside[::-1]
+
+    weeks = reached(ordered)
+    if weeks and weeks[0].days:
+        return [*reached(weeks[0].days), *weeks[1:]]
+    return weeks
 
 
 async def list_page(
-    conn: Connection, weeks: Sequence[date], project: str, query: ListQuery
+    conn: Connection, ordered: Sequence[Span], project: str, query: ListQuery
 ) -> list[Any]:
-    """Up to `query.limit + 1` rows (completion, metadata) of a page, week after week."""
+    """Up to `query.limit + 1` rows (completion, metadata) of a page, span after span."""
     wanted = query.limit + 1
     rows: list[Any] = []
-    for week in walked(weeks, query):
-        t = tables_of(week)
+    for span in walked(ordered, query):
+        t = span.tables
         part = dataclasses.replace(query, limit=wanted - len(rows) - 1)
         if len(query.metadata) > 1:  # drive from the sparsest pair (see `list_sql`)
             sql, params = reach_sql(project, part, t)
