@@ -116,14 +116,20 @@ async def _drop_weeks(
             names = {t: partitions.partition_name(t, week) for t, _ in partitions.TABLES}
             tables = await _count_then_keep(conn, have, week, None, names, what, found)
             await partitions.drop(conn, tables, week)
-            continue
+            for table in tables:
+                del have[table][week]
+            if what == "records":
+                continue
+        # The days of the week that have passed (their records, where the week's content
+        # went whole just now).
         for day in partitions.days_of(week) if week != partitions.BEFORE else ():
             what = _passed(partitions.day_bounds(day)[1], records_before, content_before)
             if what is None:
                 break
             names = {t: partitions.day_name(t, day) for t, _ in partitions.TABLES}
             tables = await _count_then_keep(conn, have, week, day, names, what, found)
-            await partitions.drop_day(conn, tables, day)
+            if tables:
+                await partitions.drop_day(conn, tables, day)
 
 
 async def _count_then_keep(
