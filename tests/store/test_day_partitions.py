@@ -267,3 +267,28 @@ async def test_a_stopped_detach_of_a_day_is_finished_by_the_next_purge(
     later = Cutoffs(None, before(date(2026, 8, 1)))  # removes nothing else
     await store.purge(lambda project: later)
     assert not await scalar(postgres_url, f"SELECT to_regclass('{leaf}') IS NOT NULL")
+
+
+async def test_a_week_whose_content_is_made_again_after_its_days_went_is_read(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    await insert_all(store, spread(MONDAY, per_day=1))
+    # The content window passes the whole week, the record window its first two days.
+    cutoffs = Cutoffs(content_before=before(MONDAY + timedelta(days=8)),
+                      records_before=before(MONDAY + timedelta(days=2)))  # fmt: skip
+    assert await store.purge(lambda project: cutoffs) == {"proj": PurgeCount(content=5, records=2)}
+    have = await layout(postgres_url)
+    assert MONDAY not in have["completion_content"]
+    assert have["completions"][MONDAY] == days(MONDAY + timedelta(days=2), 5)
+
+    # A row for that week again (an import): its content week is made again, all seven
+    # days, while its records lack the first two; pages and gets read what is there.
+    back = at(MONDAY + timedelta(days=3), 7, metadata={"team": "a"})
+    await store.insert(back)
+    have = await layout(postgres_url)
+    assert have["completion_content"][MONDAY] == days(MONDAY, 7)
+    for order in ("asc", "desc"):
+        for query in (ListQuery(order=order), ListQuery(order=order, metadata={"team": "a"})):
+            assert [item["id"] for item in await store.list("proj", query)] == [back.id]
+    assert await served(store, back)
+    assert not await served(store, at(MONDAY, 0))

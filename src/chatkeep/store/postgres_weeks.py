@@ -1,4 +1,4 @@
-"""Reads routed to week partitions: each statement names the one week it reads.
+"""Reads routed to week partitions and day leaves: each statement names what it reads.
 
 PostgreSQL plans a statement on a partitioned table by looking at every partition it
 cannot rule out while planning, and a list page rules out none (its bounds are a cursor
@@ -9,19 +9,26 @@ server at 500 requests/s the filtered page's p99 was 1.1 s, the planning alone s
 two cores. A generic plan was no way out: it sorted every match instead of walking the
 index in order (383 ms).
 
-So no read names the partitioned tables. A completion id begins with its minting time, so
-its week, and the names of that week's partitions (`postgres_partitions`), follow from the
-id alone: a get, an update or a delete reads one week's tables, planned as a small plain
-table. A list page walks the weeks that hold content from the cursor's, newest or oldest
-first, and asks each for what is still missing of the page; a page ends in its first week
-or two, and a week without a match costs one or two short index probes.
+So no read names the tables at the top. A completion id begins with its minting time, so
+its day and week, and the names of their tables (`postgres_partitions`), follow from the
+id alone: a get, an update or a delete reads one day's leaves (or one week's partitions,
+in a week made before day leaves), planned as a small plain table. A list page walks the
+weeks that hold content from the cursor's, newest or oldest first, and asks each for what
+is still missing of the page: the cursor's week a day at a time, where the page nearly
+always ends (each statement plans one day's leaves), and the weeks after it by their week
+table, planned over its seven leaves and pruned as it runs, so a stretch without a match
+costs a statement a week, not seven. Measured on 60,000 completions over 60 days (custom
+plans, EXPLAIN, a loaded machine): a 2-key page planned in 0.19 ms on a day's leaves and
+0.84 ms on a week's table, its reach probe 0.12 and 0.49 ms; the page statements of a week
+table are prepared once and run as generic plans, which keep the ordered, pruned walk
+(tests/store/test_week_reads.py).
 
-Which weeks exist is read from the catalog at most once a `max_age` (one second), and
-again when the store makes or drops partitions itself or an id falls in a week not seen
-yet that exists. A partition another server made less than a second ago can be missed by
-a list meanwhile (only one for ids outside this week and the next, which are made ahead;
-a get finds it at once); one another server dropped is found missing when a statement
-names it, and that week is then read as empty.
+Which weeks (and days) exist is read from the catalog at most once a `max_age` (one
+second), and again when the store makes or drops partitions itself or an id falls in a
+week or day not seen yet that exists. A partition another server made less than a second
+ago can be missed by a list meanwhile (only one for ids outside this week and the next,
+which are made ahead; a get finds it at once); one another server dropped is found
+missing when a statement names it, and that week or day is then read as empty.
 """
 
 from __future__ import annotations
@@ -134,10 +141,14 @@ def spans(layout: partitions.Layout) -> tuple[Span, ...]:
     """What a page may walk, oldest first: each week with content, as its tables, with
     its days' leaves where all three tables have them."""
     found: list[Span] = []
-    for week, held in sorted(layout["completion_content"].items()):
+    for week in sorted(layout["completion_content"]):
+        shapes = [layout[table].get(week) for table in _ORDER]
         days: tuple[Span, ...] = ()
-        if held is not None and all(layout[table].get(week) is not None for table in _ORDER):
-            days = tuple(Span(*partitions.day_bounds(day), day_tables(day)) for day in sorted(held))
+        if all(shape is not None for shape in shapes):
+            # The days with all three leaves: a day missing one (its records dropped and
+            # its content made again by a later insert, say) serves nothing.
+            held = frozenset.intersection(*(shape or frozenset() for shape in shapes))
+            days = tuple(Span(*partitions.day_bounds(d), day_tables(d)) for d in sorted(held))
         found.append(Span(*partitions.week_bounds(week), tables_of(week), days))
     return tuple(found)
 
