@@ -268,3 +268,33 @@ async def test_a_generic_plan_of_a_week_walks_the_sparsest_pair_and_reads_that_w
     # The store's page crosses from one week into the other as the order goes.
     every = [older.id, *rare_ids]
     assert [item["id"] for item in page] == (every if order == "asc" else every[::-1])[:3]
+
+
+async def test_a_weeks_reach_probe_is_planned_for_its_values_every_time(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    monday = date(2026, 11, 30)
+    await insert_all(store, [at(monday, n, metadata={"a": "1", "b": "2"}) for n in range(20)])
+    query = ListQuery(limit=2, metadata={"a": "1", "b": "2"})
+    week = weeks.spans(await partitions_layout(postgres_url))
+    span = next(s for s in week if s.tables == weeks.tables_of(monday))
+    sql, params = reach_sql("proj", query, span.tables)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for _ in range(12):  # past the five runs after which a generic plan may be reused
+            await weeks._reach(conn, span, sql, params)
+        generic, custom = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql,
+        )
+    finally:
+        await conn.close()
+    assert (generic, custom) == (0, 12)
+
+
+async def partitions_layout(url: str) -> partitions.Layout:
+    conn = await asyncpg.connect(url)
+    try:
+        return await partitions.layout(conn)
+    finally:
+        await conn.close()

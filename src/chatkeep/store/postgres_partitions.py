@@ -81,7 +81,7 @@ JOIN pg_class AS child ON child.oid = i.inhrelid
 WHERE i.inhparent = ANY($1::regclass[])
    OR i.inhparent IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1::regclass[]))
 """
-_ROOTS = [table for table, _ in TABLES]
+_ROOTS = tuple(table for table, _ in TABLES)
 
 
 def day_floor(day: date) -> str:
@@ -92,7 +92,7 @@ def day_floor(day: date) -> str:
 
 # The first id of every week with a partition of its own, and of END_WEEK: what an id is
 # looked up in (made once; ids compare as PostgreSQL compares them, byte by byte).
-_WEEKS = [FIRST_WEEK + n * WEEK for n in range((END_WEEK - FIRST_WEEK) // WEEK + 1)]
+_WEEKS = tuple(FIRST_WEEK + n * WEEK for n in range((END_WEEK - FIRST_WEEK) // WEEK + 1))
 _FLOORS = tuple(day_floor(week) for week in _WEEKS)
 
 
@@ -176,7 +176,7 @@ async def layout(conn: Connection, *, pending: bool = False) -> Layout:
     awaiting their end excluded; with `pending`, only those, as weeks or days)."""
     found: Layout = {table: {} for table in _ROOTS}
     days: dict[str, tuple[str, date, set[date]]] = {}  # a week's table: its days
-    rows = await conn.fetch(_CHILDREN, _ROOTS)
+    rows = await conn.fetch(_CHILDREN, list(_ROOTS))
     for parent, child, split, detaching in rows:
         week = _parse_week(parent, child) if parent in found else None
         if week is not None and detaching == pending:

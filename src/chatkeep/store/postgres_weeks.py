@@ -21,11 +21,12 @@ costs a statement a week, not seven. Measured on 60,000 completions over 60 days
 plans, EXPLAIN, a loaded machine): a 2-key page planned in 0.19 ms on a day's leaves and
 0.84 ms on a week's table, its reach probe 0.12 and 0.49 ms; the page statements of a week
 table are prepared once and run as generic plans, which keep the ordered, pruned walk
-(tests/store/test_week_reads.py). At 4.4M completions, in process, the same 800 random
-cursors: a 2-key filtered page p50/p99 1.4/2.5 ms walking the cursor's week by day, 1.9/80
-ms walking it by its week table, some of whose probes took 25-120 ms (most likely planning
-reading cold indexes of leaves the page never touches); a filter matching a handful of
-rows in all, 7/96 ms this way, 15/42 ms walking every week by day (bench/README.md).
+(tests/store/test_week_reads.py), except the reach probe (`_reach`). At 4.4M completions,
+in process, the same 800 random cursors: a 2-key filtered page p50/p99 1.4/2.5 ms walking
+the cursor's week by day, 1.9/80 ms walking it by its week table, where the reach probe's
+generic plan was slow for some values (25-145 ms); with that probe planned for
+its values, a filter matching a handful of rows in all took 9-11/21-32 ms this way, and
+18/47-70 ms walking every week by day (bench/README.md).
 
 Which weeks (and days) exist is read from the catalog at most once a `max_age` (one
 second), and again when the store makes or drops partitions itself or an id falls in a
@@ -185,6 +186,19 @@ def walked(ordered: Sequence[Span], query: ListQuery) -> list[Span]:
     return weeks
 
 
+async def _reach(conn: Connection, span: Span, sql: str, params: list[Any]) -> Any:
+    """The row of a `reach_sql` probe. On a week's table of day leaves it is planned for
+    its values: from its sixth run PostgreSQL may reuse a generic plan, which on a week's
+    table was slow for some values (25-145 ms a probe at 4.4M completions, where its
+    custom plan takes under 2 ms to plan and 0.2 ms to run; which plan it was is not
+    known, only that no probe was slow in its first five runs)."""
+    if not span.days:
+        return await conn.fetchrow(sql, *params)
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return await conn.fetchrow(sql, *params)
+
+
 async def list_page(
     conn: Connection, ordered: Sequence[Span], project: str, query: ListQuery
 ) -> list[Any]:
@@ -196,7 +210,7 @@ async def list_page(
         part = dataclasses.replace(query, limit=wanted - len(rows) - 1)
         if len(query.metadata) > 1:  # drive from the sparsest pair (see `list_sql`)
             sql, params = reach_sql(project, part, t)
-            part = sparsest_first(part, tuple(await conn.fetchrow(sql, *params)))
+            part = sparsest_first(part, tuple(await _reach(conn, span, sql, params)))
         sql, params = list_sql(project, part, "postgres", t)
         rows += await conn.fetch(sql, *params)
         if len(rows) >= wanted:
