@@ -141,7 +141,9 @@ async def sample_ids(url: str, count: int) -> list[str]:
     return random.sample(ids, min(count, len(ids)))
 
 
-def read_figures(url: str, ids: list[str], rate: float, seconds: float) -> dict[str, Any]:
+def read_figures(
+    url: str, ids: list[str], rate: float, seconds: float, warmup: float = 1
+) -> dict[str, Any]:
     filters = [
         "&".join(f"{quote(f'metadata[{key}]')}={quote(value)}" for key, value in pairs.items())
         for pairs in fill_store.TYPICAL_FILTERS
@@ -161,7 +163,7 @@ def read_figures(url: str, ids: list[str], rate: float, seconds: float) -> dict[
             status, body = loadgen.run(loadgen.fetch("127.0.0.1", port, requests[0]))
             if status != 200:
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
-            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=1))
+            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=warmup))
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
@@ -320,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=60)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1,
+        help="seconds of each kind of read before it is measured: a server's connections "
+        "each prepare a statement per day leaf they read, so a fresh server is slow at first",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     parser.add_argument(
@@ -334,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     admin = pg.admin_url()
     if args.reads_only:
         ids = asyncio.run(sample_ids(args.reads_only, 2000))
-        print(json.dumps(read_figures(args.reads_only, ids, args.rate, args.seconds), indent=2))
+        figures = read_figures(args.reads_only, ids, args.rate, args.seconds, args.warmup)
+        print(json.dumps(figures, indent=2))
         return 0
     if args.purges_only:
         print(json.dumps(asyncio.run(purges(args.purges_only)), indent=2))
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         result["sizes"] = asyncio.run(sizes(url))
         log(f"  sizes: {result['sizes']}")
         ids = asyncio.run(sample_ids(url, 2000))
-        result["reads"] = read_figures(url, ids, args.rate, args.seconds)
+        result["reads"] = read_figures(url, ids, args.rate, args.seconds, args.warmup)
         if not args.no_purges:
             result["purge"] = asyncio.run(purges(url))
     finally:
