@@ -16,11 +16,11 @@ layout (one table of whole completions) and `chatkeep db upgrade` is timed bring
 so the reads below run on what the migration made. Then, through a real `chatkeep serve`:
 get by id, list (a page after a random cursor) and a 2-key filtered list
 (`fill_store.TYPICAL_FILTERS`, after a random cursor), each at `--rate` requests/s for
-`--seconds` after a second of warm-up, p50/p99 as bench/reads.py reports them. Then two
+`--seconds` after a second of warm-up, p50/p99 as bench/reads.py reports them. Then
 purges by chatkeep's own `PostgresStore.purge`, timed, with each table's size before and
-after: the oldest day and a half (inside the oldest week partition: batched DELETEs, then a
-VACUUM of the week's partitions), then the rest of that week (its partitions detached and
-dropped). The database is dropped at the end unless `--keep`.
+after (`purges`): the oldest day and the next (their day leaves dropped), six hours of the
+day after (batched DELETEs, then a VACUUM of that day's leaves), then the rest of that
+week (its partitions dropped). The database is dropped at the end unless `--keep`.
 """
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ async def sample_ids(url: str, count: int) -> list[str]:
     return random.sample(ids, min(count, len(ids)))
 
 
-def read_figures(url: str, ids: list[str], rate: float, seconds: float) -> dict[str, Any]:
+def read_figures(
+    url: str, ids: list[str], rate: float, seconds: float, warmup: float = 1
+) -> dict[str, Any]:
     filters = [
         "&".join(f"{quote(f'metadata[{key}]')}={quote(value)}" for key, value in pairs.items())
         for pairs in fill_store.TYPICAL_FILTERS
@@ -161,7 +163,7 @@ def read_figures(url: str, ids: list[str], rate: float, seconds: float) -> dict[
             status, body = loadgen.run(loadgen.fetch("127.0.0.1", port, requests[0]))
             if status != 200:
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
-            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=1))
+            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=warmup))
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
@@ -200,7 +202,7 @@ class _Phases(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("purge phases") and isinstance(record.args, tuple):
-            names = ("weeks_dropped", "batches", "vacuum")
+            names = ("dropped", "batches", "vacuum")
             pairs = zip(names, record.args, strict=True)
             self.seconds = {name: round(float(value), 3) for name, value in pairs}
 
@@ -232,10 +234,11 @@ async def _timed_purge(store: PostgresStore, url: str, cut: str, label: str) -> 
 
 
 async def purges(url: str) -> dict[str, Any]:
-    """Two purges by chatkeep's own `PostgresStore.purge`, each timed with the tables'
-    sizes before and after: the oldest day and the next (inside the oldest week, so in
-    batches, then a VACUUM of that week's partitions), then the rest of that week (its
-    partitions dropped)."""
+    """Purges by chatkeep's own `PostgresStore.purge`, each timed with the tables' sizes
+    before and after: the oldest day (partial: the fill starts mid-day), then the next,
+    a whole day (both dropped as day leaves), then six hours of the day after (a cutoff
+    inside a day, as an hourly run has: batched DELETEs, then a VACUUM of that day's
+    leaves), then the rest of that week (its partitions detached and dropped)."""
     store = PostgresStore(url, pool_min=1, pool_max=4, command_timeout=600)
     await store.open()
     try:
@@ -243,11 +246,18 @@ async def purges(url: str) -> dict[str, Any]:
         first_day = datetime.fromtimestamp(completion_id_ms(oldest) / 1000, UTC).date()
         week = partitions.week_of(oldest)
         results = {}
-        if first_day + timedelta(days=2) < week + partitions.WEEK:
-            cut = day_floor(first_day + timedelta(days=2))
-            results["days"] = await _timed_purge(store, url, cut, "of a day and a half")
-        cut = partitions.week_bounds(week)[1]
-        results["week"] = await _timed_purge(store, url, cut, "of the rest of a week")
+        steps = [
+            ("oldest_day", day_floor(first_day + timedelta(days=1)), "of the oldest day"),
+            ("one_day", day_floor(first_day + timedelta(days=2)), "of one whole day"),
+            ("six_hours", completion_id_floor(
+                completion_id_ms(day_floor(first_day + timedelta(days=2))) + 6 * 3_600_000
+            ), "of six hours inside a day"),
+        ]  # fmt: skip
+        end = partitions.week_bounds(week)[1] or ""
+        for key, cut, label in steps:
+            if cut < end:
+                results[key] = await _timed_purge(store, url, cut, label)
+        results["week"] = await _timed_purge(store, url, end, "of the rest of a week")
         return results
     finally:
         await store.close()
@@ -312,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=60)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1,
+        help="seconds of each kind of read before it is measured: a server's connections "
+        "each prepare a statement per day leaf they read, so a fresh server is slow at first",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     parser.add_argument(
@@ -326,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     admin = pg.admin_url()
     if args.reads_only:
         ids = asyncio.run(sample_ids(args.reads_only, 2000))
-        print(json.dumps(read_figures(args.reads_only, ids, args.rate, args.seconds), indent=2))
+        figures = read_figures(args.reads_only, ids, args.rate, args.seconds, args.warmup)
+        print(json.dumps(figures, indent=2))
         return 0
     if args.purges_only:
         print(json.dumps(asyncio.run(purges(args.purges_only)), indent=2))
@@ -347,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         result["sizes"] = asyncio.run(sizes(url))
         log(f"  sizes: {result['sizes']}")
         ids = asyncio.run(sample_ids(url, 2000))
-        result["reads"] = read_figures(url, ids, args.rate, args.seconds)
+        result["reads"] = read_figures(url, ids, args.rate, args.seconds, args.warmup)
         if not args.no_purges:
             result["purge"] = asyncio.run(purges(url))
     finally:

@@ -148,11 +148,16 @@ class CountingConnection:
     def __init__(self, found: list[date]) -> None:
         self.reads = self.lookups = 0
         self.rows = [
-            ("completion_content", partitions.partition_name("completion_content", week), False)
+            (
+                "completion_content",
+                partitions.partition_name("completion_content", week),
+                False,
+                False,
+            )
             for week in found
         ]
 
-    async def fetch(self, sql: str) -> list[tuple[str, str, bool]]:
+    async def fetch(self, sql: str, *args: object) -> list[tuple[str, str, bool, bool]]:
         self.reads += 1
         return self.rows
 
@@ -167,7 +172,10 @@ async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it()
     week = date(2026, 11, 30)
     conn: Any = CountingConnection([week, date(2026, 11, 23)])
 
-    assert await served.ordered(conn) == (date(2026, 11, 23), week)
+    assert [span.tables for span in await served.ordered(conn)] == [
+        weeks.tables_of(date(2026, 11, 23)),
+        weeks.tables_of(week),
+    ]
     assert conn.reads == 1
     now[0] += 0.5
     await served.ordered(conn)
@@ -182,10 +190,10 @@ async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it()
     assert (conn.reads, conn.lookups) == (1, 50)
 
     # A week made by another server since: found by name, and the weeks read anew.
-    conn.rows.append(("completion_content", "completion_content_p20240205", False))
+    conn.rows.append(("completion_content", "completion_content_p20240205", False, False))
     found = await served.tables_for(conn, partitions.week_bounds(date(2024, 2, 5))[0] or "")
     assert found == weeks.tables_of(date(2024, 2, 5))
-    assert date(2024, 2, 5) in await served.ordered(conn)
+    assert found in [span.tables for span in await served.ordered(conn)]
     assert conn.reads == 2
 
     now[0] += 2
@@ -198,7 +206,7 @@ async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it()
 
 def driving_rows(plan: Any) -> int:
     """Index entries the plan's driving scan (alias m0) read: returned plus filtered out."""
-    if plan.get("Alias") == "m0":
+    if plan.get("Alias") == "m0" or plan.get("Alias", "").startswith("m0_"):  # or a leaf
         return int(plan["Actual Rows"]) + int(plan.get("Rows Removed by Filter", 0))
     return sum(driving_rows(child) for child in plan.get("Plans", []))
 
@@ -211,8 +219,9 @@ def relations(plan: Any) -> set[str]:
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("named", ["week", "day"])
 async def test_a_generic_plan_of_a_week_walks_the_sparsest_pair_and_reads_that_week_only(
-    store: PostgresStore, postgres_url: str, order: Order
+    store: PostgresStore, postgres_url: str, order: Order, named: str
 ) -> None:
     monday = date(2026, 11, 30)
     common, rare = ("env", "prod"), ("user", "rare")
@@ -223,7 +232,13 @@ async def test_a_generic_plan_of_a_week_walks_the_sparsest_pair_and_reads_that_w
     older = at(date(2026, 11, 23), 0, metadata=dict([common, rare]))
     await insert_all(store, [*made, older])
     rare_ids = [c.id for c in made if c.metadata.get("user") == "rare"]
-    t = weeks.tables_of(monday)
+    # A week's table (planned over its seven day leaves, pruned as it runs), or one day's.
+    t = weeks.tables_of(monday) if named == "week" else weeks.day_tables(monday)
+    leaves = {
+        partitions.day_name(table, day)
+        for table, _ in partitions.TABLES
+        for day in partitions.days_of(monday)
+    }
 
     # What a prepared statement runs after five executions: a plan blind to the values.
     query = ListQuery(limit=2, order=order, metadata=dict([common, rare]))
@@ -243,9 +258,43 @@ async def test_a_generic_plan_of_a_week_walks_the_sparsest_pair_and_reads_that_w
     plan = json.loads(explained)[0]["Plan"]
     # The rare pair's index, walked until the page is full: limit + 1 entries, no more.
     assert driving_rows(plan) == query.limit + 1
-    assert relations(plan) == {t.records, t.content, t.metadata}
-    assert relations(json.loads(unfiltered)[0]["Plan"]) == {t.records, t.content}
+    if named == "day":
+        assert relations(plan) == {t.records, t.content, t.metadata}
+        assert relations(json.loads(unfiltered)[0]["Plan"]) == {t.records, t.content}
+    else:  # that week's leaves, never another week's
+        assert relations(plan) <= leaves
+        assert relations(json.loads(unfiltered)[0]["Plan"]) <= leaves
     page = await store.list("proj", query)
     # The store's page crosses from one week into the other as the order goes.
     every = [older.id, *rare_ids]
     assert [item["id"] for item in page] == (every if order == "asc" else every[::-1])[:3]
+
+
+async def test_a_weeks_reach_probe_is_planned_for_its_values_every_time(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    monday = date(2026, 11, 30)
+    await insert_all(store, [at(monday, n, metadata={"a": "1", "b": "2"}) for n in range(20)])
+    query = ListQuery(limit=2, metadata={"a": "1", "b": "2"})
+    week = weeks.spans(await partitions_layout(postgres_url))
+    span = next(s for s in week if s.tables == weeks.tables_of(monday))
+    sql, params = reach_sql("proj", query, span.tables)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for _ in range(12):  # past the five runs after which a generic plan may be reused
+            await weeks._reach(conn, span, sql, params)
+        generic, custom = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql,
+        )
+    finally:
+        await conn.close()
+    assert (generic, custom) == (0, 12)
+
+
+async def partitions_layout(url: str) -> partitions.Layout:
+    conn = await asyncpg.connect(url)
+    try:
+        return await partitions.layout(conn)
+    finally:
+        await conn.close()

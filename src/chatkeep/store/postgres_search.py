@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.postgres_faults import Connection
-from chatkeep.store.postgres_weeks import tables_of, walked
+from chatkeep.store.postgres_weeks import Span, walked
 from chatkeep.store.search_sql import postgres_search_sql
 
 
 async def search_page(
-    conn: Connection, weeks: Sequence[date], project: str, query: ListQuery
+    conn: Connection, ordered: Sequence[Span], project: str, query: ListQuery
 ) -> list[Any]:
     """Up to `query.limit + 1` rows (completion, metadata) of a search page, week after
     week, in id order."""
@@ -31,9 +30,9 @@ async def search_page(
     rows: list[Any] = []
     async with conn.transaction(readonly=True):
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        for week in walked(weeks, query):
+        for span in walked(ordered, query):
             part = dataclasses.replace(query, limit=wanted - len(rows) - 1)
-            sql, params = postgres_search_sql(project, part, tables_of(week))
+            sql, params = postgres_search_sql(project, part, span.tables)
             rows += await conn.fetch(sql, *params)
             if len(rows) >= wanted:
                 break
