@@ -52,7 +52,9 @@ class ReadPlan:
     cache: bool = False
     sample: int = 2000
     connections: int = 64
-    fill_timeout_s: float = 600.0
+    # 1,000,000 completions: SQLite about 5 minutes here, PostgreSQL about 14 (each row's
+    # `tsvector` and GIN entry, since search).
+    fill_timeout_s: float = 1800.0
 
 
 def _sample_sqlite(path: Path, size: int) -> list[str]:
