@@ -170,3 +170,20 @@ def test_a_broken_stderr_does_not_fail_the_caller() -> None:
     writer = _writer(stream, LineFormatter())
     stream.close()
     writer.write("lost", logging.ERROR)  # no exception
+
+
+def test_a_line_from_another_thread_is_written_at_once_even_while_lines_wait() -> None:
+    import threading
+
+    stream = io.StringIO()
+    writer = _writer(stream, LineFormatter())
+
+    async def main() -> str:
+        writer.write("waits")  # on the loop: gathered
+        thread = threading.Thread(target=writer.write, args=("from a thread",))
+        thread.start()
+        thread.join()
+        return stream.getvalue()
+
+    assert asyncio.run(main()) == "waits\nfrom a thread\n"
+    writer.close()

@@ -69,14 +69,13 @@ class LineWriter(logging.Handler):
             if level >= logging.WARNING or len(pending) >= BATCH:
                 self._write_pending()
                 return
-            if len(pending) > 1:
-                return  # a flush is due already
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # off the loop: nothing would flush it later
                 self._write_pending()
                 return
-            loop.call_later(FLUSH_SECONDS, self.flush)
+            if len(pending) == 1:  # the first to wait: its flush is due in FLUSH_SECONDS
+                loop.call_later(FLUSH_SECONDS, self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
