@@ -187,3 +187,32 @@ def test_a_line_from_another_thread_is_written_at_once_even_while_lines_wait() -
 
     assert asyncio.run(main()) == "waits\nfrom a thread\n"
     writer.close()
+
+
+def test_a_batch_goes_out_in_writes_of_whole_lines_within_a_pipes_atomic_size() -> None:
+    from chatkeep.log_writer import PIECE
+
+    class Counting(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return super().write(text)
+
+    stream = Counting()
+    writer = _writer(stream, LineFormatter())
+    lines = [f"completion id={n} " + "x" * 300 for n in range(40)] + ["é" * 600]
+
+    async def main() -> None:
+        for line in lines:
+            writer.write(line)
+
+    asyncio.run(main())
+    writer.close()
+    assert stream.getvalue() == "".join(line + "\n" for line in lines)
+    assert 1 < len(stream.writes) < len(lines)
+    for piece in stream.writes:
+        assert piece.endswith("\n")
+        assert len(piece.encode()) <= PIECE or piece.count("\n") == 1

@@ -31,6 +31,9 @@ from typing import IO, Any, Protocol
 
 FLUSH_SECONDS = 0.05
 BATCH = 256
+# What one write carries at most, in bytes: PIPE_BUF on Linux, the most a pipe writes in
+# one piece (a line that is not ASCII counts 4 bytes a character, UTF-8's most).
+PIECE = 4096
 
 
 class LineFormat(Protocol):
@@ -85,14 +88,34 @@ class LineWriter(logging.Handler):
     def _write_pending(self) -> None:
         lines, self._pending = self._pending, []
         try:
-            self._stream.write("\n".join(lines) + "\n")
-            self._stream.flush()
+            for piece in _pieces(lines):
+                self._stream.write(piece)
+                self._stream.flush()
         except (OSError, ValueError):  # a closed or broken stderr must not fail a request
             pass
 
     def close(self) -> None:
         self.flush()
         super().close()
+
+
+def _pieces(lines: list[str]) -> list[str]:
+    """`lines` as writes of at most `PIECE` bytes, each whole lines: a pipe takes a write
+    that small in one piece, so lines from several workers sharing stderr never interleave
+    inside a line (a longer line goes alone, as it always did)."""
+    pieces: list[str] = []
+    piece: list[str] = []
+    size = 0
+    for line in lines:
+        length = (len(line) if line.isascii() else 4 * len(line)) + 1
+        if piece and size + length > PIECE:
+            pieces.append("\n".join(piece) + "\n")
+            piece, size = [], 0
+        piece.append(line)
+        size += length
+    if piece:
+        pieces.append("\n".join(piece) + "\n")
+    return pieces
 
 
 class LineLog:

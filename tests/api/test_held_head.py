@@ -59,3 +59,15 @@ def test_close_writes_what_is_held_first() -> None:
 
     raw = asyncio.run(main())
     assert raw.writes == [b"head"] and raw.closed
+
+
+def test_a_head_held_for_a_client_that_left_is_dropped_quietly() -> None:
+    async def main() -> _Transport:
+        raw = _Transport()
+        held = HeldHeadTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        held.write(b"head")
+        raw.closed = True  # the connection was lost before the loop's next turn
+        await asyncio.sleep(0)  # the scheduled flush: no write to a closed transport
+        return raw
+
+    assert asyncio.run(main()).writes == []

@@ -195,8 +195,11 @@ class AnswerBody:
 
     async def read(self) -> bytes:
         """The next piece of the body, `b""` at its end."""
-        # What has arrived already is taken without a deadline.
+        # What has arrived already is taken without a wait, but not past `total_timeout`:
+        # an upstream that always has the next piece ready never waits to be cut.
         data = self.read_now()
+        if data and self._end is not None and asyncio.get_running_loop().time() >= self._end:
+            raise UpstreamOverdue
         if not data and not self._content.is_eof():
             with self._watch.deadline(self._end):
                 data = await self._content.readany()

@@ -9,8 +9,10 @@ garbage. On the relay benchmark the collector took about 13 % of a request's CPU
 
 `settle()` runs once a server's app is built, before it serves: a full collection, then
 `gc.freeze()`, which moves everything alive into a permanent generation the collector no
-longer walks (and, with `--workers`, keeps the forked workers from writing to those
-objects' pages), then a young threshold of `YOUNG_THRESHOLD` allocations. Cycles are still
+longer walks, then a young threshold of `YOUNG_THRESHOLD` allocations. With `--workers`
+it also runs in the parent before the fork, so the workers inherit a frozen heap: their
+own collections (the one in their `settle()` included) never walk it, and so never write
+to its pages, which stay shared. Cycles are still
 collected, in passes about 30 times rarer; the heap between passes grows by at most that
 many young objects (a few MiB), measured in bench/README.md as the server's RSS along
 100,000 requests.

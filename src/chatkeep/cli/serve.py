@@ -111,6 +111,7 @@ def serve(
         _run(app, settings, listener)
         return
     del app  # each worker builds its own, in its own process
+    heap.settle()  # before the fork: the workers inherit the frozen heap and never write it
     settings = with_shared_session_secret(settings)
     # Before the fork: every worker keeps its metrics in this directory's files.
     metrics_dir = WorkerMetricsDir.prepare(settings.metrics_dir)

@@ -13,6 +13,7 @@ HEAD request, whose body is never written, is not held at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class HeldHeadTransport:
@@ -43,7 +44,11 @@ class HeldHeadTransport:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            # The client may have gone since the head was held (uvloop refuses a write to
+            # a closed transport): the answer is lost either way, as uvicorn's would be.
+            if not self._transport.is_closing():
+                with contextlib.suppress(RuntimeError):
+                    self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
