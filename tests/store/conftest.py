@@ -64,6 +64,17 @@ async def store(make_store: StoreFactory) -> AsyncIterator[MigratableStore]:
 
 
 @pytest.fixture
+async def postgres_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    """An open PostgreSQL store alone, for tests of its own layout (partitions, plans)."""
+    opened = PostgresStore(postgres_url, pool_min=1, pool_max=4)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
 def raw_execute(engine: str, database: str) -> RawExecute:
     """Runs one `$n`-style statement on the test's database, around the store; returns rows."""
 

@@ -5,7 +5,6 @@ beside them, and purge row by row until they go whole."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import asyncpg
@@ -30,13 +29,8 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore(postgres_url, pool_min=1, pool_max=4)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(postgres_store: PostgresStore) -> PostgresStore:
+    return postgres_store  # every test here is PostgreSQL's alone
 
 
 async def layout(url: str) -> partitions.Layout:

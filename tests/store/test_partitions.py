@@ -4,7 +4,6 @@ older database holds when it is upgraded."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -51,13 +50,8 @@ def test_a_week_runs_from_monday_and_its_bounds_are_the_ids_minted_in_it() -> No
 
 
 @pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore(postgres_url, pool_min=1, pool_max=4)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(postgres_store: PostgresStore) -> PostgresStore:
+    return postgres_store  # every test here is PostgreSQL's alone
 
 
 async def weeks(url: str) -> dict[str, set[date]]:
