@@ -2,7 +2,8 @@
 of a day (in batches) and of a week (partitions dropped), and where the bytes go.
 
     python bench/lifecycle.py [--rows 5000000] [--base 200000] [--days 60] [--rate 500]
-                              [--seconds 4] [--json FILE] [--keep] [--migration]
+                              [--seconds 4] [--warmup 4] [--cores 0,1] [--json FILE]
+                              [--keep] [--migration]
     python bench/lifecycle.py --reads-only URL      # the reads of a database filled before
 
 Fills a throwaway database (`BENCH_POSTGRES_URL`, loopback): `--base` completions by
@@ -16,7 +17,8 @@ layout (one table of whole completions) and `chatkeep db upgrade` is timed bring
 so the reads below run on what the migration made. Then, through a real `chatkeep serve`:
 get by id, list (a page after a random cursor) and a 2-key filtered list
 (`fill_store.TYPICAL_FILTERS`, after a random cursor), each at `--rate` requests/s for
-`--seconds` after a second of warm-up, p50/p99 as bench/reads.py reports them. Then
+`--seconds` after `--warmup` seconds of wrk at 64 connections, p50/p99 as
+bench/reads.py measures them at 1M (the server on core 0, the load on core 1: `--cores`). Then
 purges by chatkeep's own `PostgresStore.purge`, timed, with each table's size before and
 after (`purges`): the oldest day and the next (their day leaves dropped), six hours of the
 day after (batched DELETEs, then a VACUUM of that day's leaves), then the rest of that
@@ -29,8 +31,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
+import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,11 +46,14 @@ import asyncpg  # type: ignore[import-untyped]
 import fill_store
 import loadgen
 import pg
+import read_latency
 from chatkeep.ids import completion_id_floor, completion_id_ms
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store.base import Cutoffs
 from chatkeep.store.postgres import PostgresStore
-from read_latency import chatkeep_serve
+from processes import Server
+from targets import chatkeep_env
+from wrk import run_wrk
 
 PATH = "/v1/chat/completions"
 TABLES = ("completions", "completion_content", "completion_metadata")
@@ -142,8 +149,18 @@ async def sample_ids(url: str, count: int) -> list[str]:
 
 
 def read_figures(
-    url: str, ids: list[str], rate: float, seconds: float, warmup: float = 1
+    url: str,
+    ids: list[str],
+    rate: float,
+    seconds: float,
+    warmup: float = 4,
+    cores: tuple[int, int] | None = (0, 1),
 ) -> dict[str, Any]:
+    """Each kind of read as bench/reads.py measures it at 1M: wrk at 64 connections for
+    `warmup` seconds (reads.py's warm-up and throughput window; its requests/s are
+    reported), then `rate` requests/s for `seconds`, p50/p99 from that. With `cores`, the
+    server runs on the first and this process (the load) on the second, as run.py pins
+    them; PostgreSQL runs where the system puts it."""
     filters = [
         "&".join(f"{quote(f'metadata[{key}]')}={quote(value)}" for key, value in pairs.items())
         for pairs in fill_store.TYPICAL_FILTERS
@@ -155,22 +172,31 @@ def read_figures(
             f"{PATH}?limit=20&{filters[n % len(filters)]}&after={i}" for n, i in enumerate(ids)
         ],
     }
+    if cores is not None:
+        os.sched_setaffinity(0, {cores[1]})
+    port = read_latency.free_port()
+    argv = [sys.executable, "-m", "chatkeep", "serve", "--port", str(port)]
+    argv += ["--database-url", url, "--log-level", "warning"]
+    log_file = Path(tempfile.mkdtemp(prefix="chatkeep-lifecycle-")) / "serve.log"
+    server_core = cores[0] if cores is not None else ",".join(map(str, os.sched_getaffinity(0)))
     results: dict[str, Any] = {}
-    with chatkeep_serve(url) as base:
-        port = int(base.rsplit(":", 1)[1])
+    with Server("chatkeep", argv, core=server_core, port=port, log=log_file,
+                env=chatkeep_env(), whole_env=True) as server:  # fmt: skip
+        server.wait_ready(120)
         for query, wanted in paths.items():
             requests = [loadgen.get_request("127.0.0.1", port, path) for path in wanted]
             status, body = loadgen.run(loadgen.fetch("127.0.0.1", port, requests[0]))
             if status != 200:
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
-            loadgen.run(loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=warmup))
+            warm = run_wrk(f"http://127.0.0.1:{port}", seconds=max(1, round(warmup)), paths=wanted)
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
             results[query] = {
+                "warmup_rps": round(warm.rps),
                 "rate": rate,
                 "sent": rated.sent,
-                "failed": rated.errors + rated.non_2xx,
+                "failed": warm.errors + warm.non_2xx + rated.errors + rated.non_2xx,
                 "p50_ms": round(rated.p50_ms, 2),
                 "p99_ms": round(rated.p99_ms, 2),
                 "max_ms": round(rated.max_ms, 2),
@@ -315,6 +341,11 @@ async def _keep(url: str, days: float) -> None:
         await conn.close()
 
 
+def _cores(text: str) -> tuple[int, int]:
+    server, load = (int(core) for core in text.split(","))
+    return server, load
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -325,9 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warmup",
         type=float,
-        default=1,
-        help="seconds of each kind of read before it is measured: a server's connections "
-        "each prepare a statement per day leaf they read, so a fresh server is slow at first",
+        default=4,
+        help="seconds of wrk at 64 connections before each kind of read is measured "
+        "(bench/reads.py's 1 s warm-up and 3 s throughput window)",
+    )
+    parser.add_argument(
+        "--cores",
+        default="0,1",
+        help="SERVER,LOAD: the cores the server and the load run on (as run.py pins "
+        "them), or 'none' to leave them to the system",
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
@@ -341,9 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     admin = pg.admin_url()
+    cores = None if args.cores == "none" else _cores(args.cores)
     if args.reads_only:
         ids = asyncio.run(sample_ids(args.reads_only, 2000))
-        figures = read_figures(args.reads_only, ids, args.rate, args.seconds, args.warmup)
+        figures = read_figures(args.reads_only, ids, args.rate, args.seconds, args.warmup, cores)
         print(json.dumps(figures, indent=2))
         return 0
     if args.purges_only:
@@ -365,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         result["sizes"] = asyncio.run(sizes(url))
         log(f"  sizes: {result['sizes']}")
         ids = asyncio.run(sample_ids(url, 2000))
-        result["reads"] = read_figures(url, ids, args.rate, args.seconds, args.warmup)
+        result["reads"] = read_figures(url, ids, args.rate, args.seconds, args.warmup, cores)
         if not args.no_purges:
             result["purge"] = asyncio.run(purges(url))
     finally:

@@ -17,7 +17,7 @@ from chatkeep.protocol.queries import ListQuery, Order
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion
-from chatkeep.store.postgres import PostgresStore
+from chatkeep.store.postgres import STATEMENT_CACHE_SIZE, PostgresStore
 from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
 from tests.store.test_partitions import at
 from tests.store.test_store_contract import insert_all, new_completion, walk
@@ -298,3 +298,27 @@ async def partitions_layout(url: str) -> partitions.Layout:
         return await partitions.layout(conn)
     finally:
         await conn.close()
+
+
+async def test_a_pooled_connection_keeps_the_statements_of_many_days(postgres_url: str) -> None:
+    """Each day a client reads has statements of its own (they name its leaves), so a
+    pooled connection keeps `STATEMENT_CACHE_SIZE` prepared statements, not asyncpg's
+    100: with 100 a connection serving a few weeks of filtered pages prepared its
+    statements again and again (bench/README.md, "Lifecycle and scale")."""
+    store = PostgresStore(postgres_url, pool_min=1, pool_max=1)
+    await store.open()
+    distinct = 150
+
+    async def many(conn: Any) -> int:
+        for n in range(distinct):
+            assert await conn.fetchval(f"SELECT $1::int + {n}", 1) == n + 1
+        kept: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'"
+        )
+        return kept
+
+    try:
+        assert distinct < STATEMENT_CACHE_SIZE
+        assert await store.run(many) == distinct
+    finally:
+        await store.close()
