@@ -177,11 +177,13 @@ def read_figures(
     port = read_latency.free_port()
     argv = [sys.executable, "-m", "chatkeep", "serve", "--port", str(port)]
     argv += ["--database-url", url, "--log-level", "warning"]
-    log_file = Path(tempfile.mkdtemp(prefix="chatkeep-lifecycle-")) / "serve.log"
     server_core = cores[0] if cores is not None else ",".join(map(str, os.sched_getaffinity(0)))
     results: dict[str, Any] = {}
-    with Server("chatkeep", argv, core=server_core, port=port, log=log_file,
-                env=chatkeep_env(), whole_env=True) as server:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="chatkeep-lifecycle-") as logs,
+        Server("chatkeep", argv, core=server_core, port=port, log=Path(logs) / "serve.log",
+               env=chatkeep_env(), whole_env=True) as server,
+    ):  # fmt: skip
         server.wait_ready(120)
         for query, wanted in paths.items():
             requests = [loadgen.get_request("127.0.0.1", port, path) for path in wanted]
