@@ -19,6 +19,7 @@ from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion
 from chatkeep.store.postgres import STATEMENT_CACHE_SIZE, PostgresStore
 from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
+from tests.store.test_day_partitions import layout
 from tests.store.test_partitions import at
 from tests.store.test_store_contract import insert_all, new_completion, walk
 
@@ -276,7 +277,7 @@ async def test_a_weeks_reach_probe_is_planned_for_its_values_every_time(
     monday = date(2026, 11, 30)
     await insert_all(store, [at(monday, n, metadata={"a": "1", "b": "2"}) for n in range(20)])
     query = ListQuery(limit=2, metadata={"a": "1", "b": "2"})
-    week = weeks.spans(await partitions_layout(postgres_url))
+    week = weeks.spans(await layout(postgres_url))
     span = next(s for s in week if s.tables == weeks.tables_of(monday))
     sql, params = reach_sql("proj", query, span.tables)
     conn = await asyncpg.connect(postgres_url)
@@ -290,14 +291,6 @@ async def test_a_weeks_reach_probe_is_planned_for_its_values_every_time(
     finally:
         await conn.close()
     assert (generic, custom) == (0, 12)
-
-
-async def partitions_layout(url: str) -> partitions.Layout:
-    conn = await asyncpg.connect(url)
-    try:
-        return await partitions.layout(conn)
-    finally:
-        await conn.close()
 
 
 async def test_a_pooled_connection_keeps_the_statements_of_many_days(postgres_url: str) -> None:
