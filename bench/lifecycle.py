@@ -5,6 +5,8 @@ of a day (in batches) and of a week (partitions dropped), and where the bytes go
                               [--seconds 4] [--warmup 4] [--cores 0,1] [--json FILE]
                               [--keep] [--migration]
     python bench/lifecycle.py --reads-only URL      # the reads of a database filled before
+    python bench/lifecycle.py --reads-only URL --server-src WORKTREE/src   # by another commit
+    python bench/lifecycle.py --reads-only URL --recent-days 12   # cursors of the newest days
 
 Fills a throwaway database (`BENCH_POSTGRES_URL`, loopback): `--base` completions by
 bench/fill_store.py, ids spread evenly over the last `--days` days, then copied inside
@@ -18,7 +20,8 @@ so the reads below run on what the migration made. Then, through a real `chatkee
 get by id, list (a page after a random cursor) and a 2-key filtered list
 (`fill_store.TYPICAL_FILTERS`, after a random cursor), each at `--rate` requests/s for
 `--seconds` after `--warmup` seconds of wrk at 64 connections, p50/p99 as
-bench/reads.py measures them at 1M (the server on core 0, the load on core 1: `--cores`). Then
+bench/reads.py measures them at 1M (the server on core 0, the load on core 1: `--cores`),
+with what the machine read from its disks meanwhile (`disk_read_kib`). Then
 purges by chatkeep's own `PostgresStore.purge`, timed, with each table's size before and
 after (`purges`): the oldest day and the next (their day leaves dropped), six hours of the
 day after (batched DELETEs, then a VACUUM of that day's leaves), then the rest of that
@@ -136,11 +139,17 @@ async def sizes(url: str) -> dict[str, Any]:
         await conn.close()
 
 
-async def sample_ids(url: str, count: int) -> list[str]:
+async def sample_ids(url: str, count: int, recent_days: float | None = None) -> list[str]:
+    """Random ids of the default project: of every day, or of the newest `recent_days`."""
+    floor = ""
+    if recent_days is not None:
+        floor = completion_id_floor(int((time.time() - recent_days * 86_400) * 1000))
     conn = await asyncpg.connect(url, timeout=10)
     try:
         rows = await conn.fetch(
-            "SELECT id FROM completions TABLESAMPLE SYSTEM (1) WHERE project = 'default'"
+            "SELECT id FROM completions TABLESAMPLE SYSTEM (1) "
+            "WHERE project = 'default' AND id >= $1",
+            floor,
         )
     finally:
         await conn.close()
@@ -155,12 +164,14 @@ def read_figures(
     seconds: float,
     warmup: float = 4,
     cores: tuple[int, int] | None = (0, 1),
+    server_src: Path | None = None,
 ) -> dict[str, Any]:
     """Each kind of read as bench/reads.py measures it at 1M: wrk at 64 connections for
     `warmup` seconds (reads.py's warm-up and throughput window; its requests/s are
     reported), then `rate` requests/s for `seconds`, p50/p99 from that. With `cores`, the
     server runs on the first and this process (the load) on the second, as run.py pins
-    them; PostgreSQL runs where the system puts it."""
+    them; PostgreSQL runs where the system puts it. With `server_src`, the server is the
+    chatkeep found there (another commit's `src`, as `run.py --baseline` runs one)."""
     filters = [
         "&".join(f"{quote(f'metadata[{key}]')}={quote(value)}" for key, value in pairs.items())
         for pairs in fill_store.TYPICAL_FILTERS
@@ -182,7 +193,7 @@ def read_figures(
     with (
         tempfile.TemporaryDirectory(prefix="chatkeep-lifecycle-") as logs,
         Server("chatkeep", argv, core=server_core, port=port, log=Path(logs) / "serve.log",
-               env=chatkeep_env(), whole_env=True) as server,
+               env=chatkeep_env(server_src), whole_env=True) as server,
     ):  # fmt: skip
         server.wait_ready(120)
         for query, wanted in paths.items():
@@ -191,9 +202,11 @@ def read_figures(
             if status != 200:
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
             warm = run_wrk(f"http://127.0.0.1:{port}", seconds=max(1, round(warmup)), paths=wanted)
+            read_before = disk_read_kib()
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
+            read_during = disk_read_kib() - read_before
             results[query] = {
                 "warmup_rps": round(warm.rps),
                 "rate": rate,
@@ -202,9 +215,21 @@ def read_figures(
                 "p50_ms": round(rated.p50_ms, 2),
                 "p99_ms": round(rated.p99_ms, 2),
                 "max_ms": round(rated.max_ms, 2),
+                # What the machine read from its disks while the rate ran: a p99 with
+                # reads here is the disk's (a working set larger than the page cache).
+                "disk_read_kib": read_during,
             }
             log(f"  {query}: {results[query]}")
     return results
+
+
+def disk_read_kib() -> int:
+    """KiB read from block devices since boot, machine-wide (`pgpgin`)."""
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == "pgpgin":
+            return int(value)
+    return 0
 
 
 def day_floor(day: date) -> str:
@@ -374,6 +399,20 @@ def main(argv: list[str] | None = None) -> int:
         "--migration", action="store_true", help="also time the upgrade from the 0003 layout"
     )
     parser.add_argument("--reads-only", metavar="URL", help="measure reads of a filled database")
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        metavar="DIR",
+        help="with --reads-only: serve with the chatkeep package in DIR (another commit's "
+        "src, in a git worktree), to read a database that commit's fill_store.py filled",
+    )
+    parser.add_argument(
+        "--recent-days",
+        type=float,
+        metavar="D",
+        help="with --reads-only: cursors and ids from the newest D days only (where most "
+        "reads of a store that keeps months fall), not from every day",
+    )
     parser.add_argument("--purges-only", metavar="URL", help="time the purges of a filled database")
     parser.add_argument(
         "--no-purges", action="store_true", help="fill and read only (then --purges-only)"
@@ -382,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     admin = pg.admin_url()
     cores = None if args.cores == "none" else _cores(args.cores)
     if args.reads_only:
-        ids = asyncio.run(sample_ids(args.reads_only, 2000))
-        figures = read_figures(args.reads_only, ids, args.rate, args.seconds, args.warmup, cores)
+        ids = asyncio.run(sample_ids(args.reads_only, 2000, args.recent_days))
+        figures = read_figures(
+            args.reads_only, ids, args.rate, args.seconds, args.warmup, cores, args.server_src
+        )
         print(json.dumps(figures, indent=2))
         return 0
     if args.purges_only:

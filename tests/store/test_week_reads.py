@@ -17,7 +17,8 @@ from chatkeep.protocol.queries import ListQuery, Order
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion
-from chatkeep.store.postgres import STATEMENT_CACHE_SIZE, PostgresStore
+from chatkeep.store.postgres import PostgresStore
+from chatkeep.store.postgres_pool import STATEMENT_CACHE_SIZE
 from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
 from tests.store.test_day_partitions import layout
 from tests.store.test_partitions import at

@@ -23,6 +23,7 @@ from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import imports
 from chatkeep.store import postgres_partitions as partitions
+from chatkeep.store import postgres_pool as pooling
 from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion, PurgeCount
 from chatkeep.store.postgres_faults import (
@@ -113,16 +114,6 @@ async def _migrate(conn: Connection, plan: MigrationPlan) -> list[str]:
     return [m.name for m in todo]
 
 
-# Prepared statements each pooled connection keeps (asyncpg's LRU; its default is 100).
-# Reads name a day's leaves (`postgres_weeks`), so each day a client reads has statements
-# of its own: at 5M completions over 60 days, gets, lists and filtered lists used about
-# 240 a connection, filtered lists alone 130, and with 100 kept each page prepared again
-# what the last had pushed out (a fresh store's p99 104 ms against 54; bench/README.md).
-# A kept statement costs its backend 44-75 KB, and asyncpg lets one go after 5 minutes
-# unused (`max_cached_statement_lifetime`).
-STATEMENT_CACHE_SIZE = 512
-
-
 class PostgresStore:
     """A `CompletionStore` in PostgreSQL.
 
@@ -167,17 +158,12 @@ class PostgresStore:
         if self._pool is not None:
             raise RuntimeError("this store is already open")
         try:
-            pool = await asyncpg.create_pool(
+            pool = await pooling.create_pool(
                 self._dsn,
                 min_size=self._pool_min,
                 max_size=self._pool_max,
-                timeout=self._connect_timeout,
+                connect_timeout=self._connect_timeout,
                 command_timeout=self._command_timeout,
-                # Every statement here reads or writes a handful of rows by index; JIT
-                # compiling one (PostgreSQL does above a plan cost, which a generic plan's
-                # estimate can reach) took 9-37 ms for a 0.3 ms page.
-                server_settings={"jit": "off"},
-                statement_cache_size=STATEMENT_CACHE_SIZE,
             )
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
@@ -416,7 +402,13 @@ class PostgresStore:
                 yield acquired
             finally:
                 if acquired:
-                    await conn.execute("SELECT pg_advisory_unlock($1)", _PURGE_LOCK)
+                    try:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", _PURGE_LOCK)
+                    except BaseException:
+                        # The pool does not clear session locks: a lock not released
+                        # goes with its connection.
+                        conn.terminate()
+                        raise
 
     async def run(self, fn: Callable[[Connection], Awaitable[T]], *, read: bool = False) -> T:
         """Run `fn` on a pooled connection, 503 when unreachable: for the key store, which
