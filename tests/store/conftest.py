@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,22 @@ async def store(make_store: StoreFactory) -> AsyncIterator[MigratableStore]:
         await opened.close()
 
 
-@pytest.fixture
-async def postgres_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
-    """An open PostgreSQL store alone, for tests of its own layout (partitions, plans)."""
-    opened = PostgresStore(postgres_url, pool_min=1, pool_max=4)
+@asynccontextmanager
+async def opened_postgres(url: str, pool_max: int = 4) -> AsyncIterator[PostgresStore]:
+    """An open PostgreSQL store of at most `pool_max` connections, closed afterwards."""
+    opened = PostgresStore(url, pool_min=1, pool_max=pool_max)
     await opened.open()
     try:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def postgres_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    """An open PostgreSQL store alone, for tests of its own layout (partitions, plans)."""
+    async with opened_postgres(postgres_url) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The PostgreSQL store's pool (`store/postgres_pool.py`): a connection given back costs no
-round trip of its own, and carries nothing over to the next call."""
+"""The PostgreSQL store's pool (`store/postgres_pool.py`): a connection keeps the
+statements of many days, a connection given back costs no round trip of its own, and
+carries nothing over to the next call."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from chatkeep.store.postgres import PostgresStore
+from chatkeep.store.postgres_pool import STATEMENT_CACHE_SIZE
+from tests.store.conftest import opened_postgres
 
 pytestmark = pytest.mark.anyio
 
@@ -17,12 +20,8 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def one_connection(postgres_url: str) -> AsyncIterator[PostgresStore]:
     """A store whose every call runs on the same pooled connection."""
-    store = PostgresStore(postgres_url, pool_min=1, pool_max=1)
-    await store.open()
-    try:
+    async with opened_postgres(postgres_url, pool_max=1) as store:
         yield store
-    finally:
-        await store.close()
 
 
 async def last_statement(url: str, pid: int) -> str:
@@ -31,6 +30,27 @@ async def last_statement(url: str, pid: int) -> str:
         return str(await conn.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid))
     finally:
         await conn.close()
+
+
+async def test_a_pooled_connection_keeps_the_statements_of_many_days(
+    one_connection: PostgresStore,
+) -> None:
+    """Each day a client reads has statements of its own (they name its leaves), so a
+    pooled connection keeps `STATEMENT_CACHE_SIZE` prepared statements, not asyncpg's
+    100: with 100 a connection serving a few weeks of filtered pages prepared its
+    statements again and again (bench/README.md, "Lifecycle and scale")."""
+    distinct = 150
+
+    async def many(conn: Any) -> int:
+        for n in range(distinct):
+            assert await conn.fetchval(f"SELECT $1::int + {n}", 1) == n + 1
+        kept: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'"
+        )
+        return kept
+
+    assert distinct < STATEMENT_CACHE_SIZE
+    assert await one_connection.run(many) == distinct
 
 
 async def test_a_connection_given_back_sends_no_reset_statement(

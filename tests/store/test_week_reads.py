@@ -6,7 +6,6 @@ what the page needs."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,8 +17,8 @@ from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store import postgres_weeks as weeks
 from chatkeep.store.base import Cutoffs, NewCompletion
 from chatkeep.store.postgres import PostgresStore
-from chatkeep.store.postgres_pool import STATEMENT_CACHE_SIZE
 from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
+from tests.store.conftest import opened_postgres
 from tests.store.test_day_partitions import layout
 from tests.store.test_partitions import at
 from tests.store.test_store_contract import insert_all, new_completion, walk
@@ -27,19 +26,9 @@ from tests.store.test_store_contract import insert_all, new_completion, walk
 pytestmark = pytest.mark.anyio
 
 
-async def opened(url: str) -> PostgresStore:
-    store = PostgresStore(url, pool_min=1, pool_max=4)
-    await store.open()
-    return store
-
-
 @pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
-    store = await opened(postgres_url)
-    try:
-        yield store
-    finally:
-        await store.close()
+def store(postgres_store: PostgresStore) -> PostgresStore:
+    return postgres_store  # every test here is PostgreSQL's alone
 
 
 def spread() -> list[NewCompletion]:
@@ -124,8 +113,7 @@ async def test_weeks_another_server_makes_or_drops_are_read_as_they_are(
 
     # Another server drops that week: reads here answer "not found", never an error,
     # from statements this server has already prepared on those partitions.
-    other = await opened(postgres_url)
-    try:
+    async with opened_postgres(postgres_url) as other:
         cut = partitions.week_bounds(date(2026, 8, 31))[1]
         await other.purge(lambda project: Cutoffs(cut, cut))
         assert await store.get("proj", old[0].id) is None
@@ -139,8 +127,6 @@ async def test_weeks_another_server_makes_or_drops_are_read_as_they_are(
         await other.insert(new)
         assert (await store.get("proj", new.id) or {}).get("id") == new.id
         assert [item["id"] for item in await store.list("proj", ListQuery())] == [new.id]
-    finally:
-        await other.close()
 
 
 class CountingConnection:
@@ -292,27 +278,3 @@ async def test_a_weeks_reach_probe_is_planned_for_its_values_every_time(
     finally:
         await conn.close()
     assert (generic, custom) == (0, 12)
-
-
-async def test_a_pooled_connection_keeps_the_statements_of_many_days(postgres_url: str) -> None:
-    """Each day a client reads has statements of its own (they name its leaves), so a
-    pooled connection keeps `STATEMENT_CACHE_SIZE` prepared statements, not asyncpg's
-    100: with 100 a connection serving a few weeks of filtered pages prepared its
-    statements again and again (bench/README.md, "Lifecycle and scale")."""
-    store = PostgresStore(postgres_url, pool_min=1, pool_max=1)
-    await store.open()
-    distinct = 150
-
-    async def many(conn: Any) -> int:
-        for n in range(distinct):
-            assert await conn.fetchval(f"SELECT $1::int + {n}", 1) == n + 1
-        kept: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'"
-        )
-        return kept
-
-    try:
-        assert distinct < STATEMENT_CACHE_SIZE
-        assert await store.run(many) == distinct
-    finally:
-        await store.close()
