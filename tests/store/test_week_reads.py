@@ -5,6 +5,7 @@ what the page needs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 from typing import Any
@@ -129,29 +130,40 @@ async def test_weeks_another_server_makes_or_drops_are_read_as_they_are(
         assert [item["id"] for item in await store.list("proj", ListQuery())] == [new.id]
 
 
+def row(week: date) -> tuple[str, str, bool, bool]:
+    """The catalog's row of a week's content partition, as `partitions.layout` reads it."""
+    return (
+        "completion_content",
+        partitions.partition_name("completion_content", week),
+        False,
+        False,
+    )
+
+
 class CountingConnection:
-    """Stands in for a connection: the catalog reads `ServedWeeks` makes, and its lookups
-    of one week's partition by name, counted."""
+    """Stands in for a connection: the catalog reads `ServedWeeks` makes (its checks of the
+    catalog's signature, and its reads of the whole layout) and its lookups of one week's
+    partition by name, counted. `held`, when set, holds every catalog read until it is set
+    again."""
 
     def __init__(self, found: list[date]) -> None:
-        self.reads = self.lookups = 0
-        self.rows = [
-            (
-                "completion_content",
-                partitions.partition_name("completion_content", week),
-                False,
-                False,
-            )
-            for week in found
-        ]
+        self.checks = self.reads = self.lookups = 0
+        self.held: asyncio.Event | None = None
+        self.rows = [row(week) for week in found]
 
     async def fetch(self, sql: str, *args: object) -> list[tuple[str, str, bool, bool]]:
         self.reads += 1
-        return self.rows
+        rows = list(self.rows)  # what the catalog held when the read began
+        if self.held is not None:
+            await self.held.wait()
+        return rows
 
-    async def fetchval(self, sql: str, name: str) -> bool:
+    async def fetchval(self, sql: str, arg: object) -> object:
+        if sql == partitions._SIGNATURE:
+            self.checks += 1
+            return repr(sorted(self.rows))
         self.lookups += 1
-        return any(row[1] == name for row in self.rows)
+        return any(row[1] == arg for row in self.rows)
 
 
 async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it() -> None:
@@ -164,10 +176,10 @@ async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it()
         weeks.tables_of(date(2026, 11, 23)),
         weeks.tables_of(week),
     ]
-    assert conn.reads == 1
+    assert (conn.checks, conn.reads) == (1, 1)
     now[0] += 0.5
     await served.ordered(conn)
-    assert conn.reads == 1
+    assert (conn.checks, conn.reads) == (1, 1)
     assert await served.tables_for(conn, partitions.week_bounds(week)[0] or "") is not None
     assert (conn.reads, conn.lookups) == (1, 0)  # a week it knows: nothing to read
 
@@ -178,18 +190,102 @@ async def test_the_catalog_is_read_once_a_second_and_made_up_ids_never_read_it()
     assert (conn.reads, conn.lookups) == (1, 50)
 
     # A week made by another server since: found by name, and the weeks read anew.
-    conn.rows.append(("completion_content", "completion_content_p20240205", False, False))
+    conn.rows.append(row(date(2024, 2, 5)))
     found = await served.tables_for(conn, partitions.week_bounds(date(2024, 2, 5))[0] or "")
     assert found == weeks.tables_of(date(2024, 2, 5))
     assert found in [span.tables for span in await served.ordered(conn)]
     assert conn.reads == 2
 
+    # A second later the signature is checked; unchanged, the layout is not read again.
     now[0] += 2
     await served.ordered(conn)
-    assert conn.reads == 3
+    assert (conn.checks, conn.reads) == (3, 2)
+    # Changed (another server dropped a week), it is.
+    conn.rows.remove(row(week))
+    now[0] += 2
+    assert [span.tables for span in await served.ordered(conn)] == [
+        weeks.tables_of(date(2024, 2, 5)),
+        weeks.tables_of(date(2026, 11, 23)),
+    ]
+    assert (conn.checks, conn.reads) == (4, 3)
+    # Told to forget (this store made or dropped partitions), it reads whatever the
+    # signature says.
     served.forget()
     await served.ordered(conn)
-    assert conn.reads == 4
+    assert (conn.checks, conn.reads) == (5, 4)
+
+
+async def test_calls_during_a_catalog_read_serve_the_layout_as_it_was() -> None:
+    now = [100.0]
+    served = weeks.ServedWeeks(max_age=1.0, clock=lambda: now[0])
+    old, new = date(2026, 11, 23), date(2026, 11, 30)
+    conn: Any = CountingConnection([old])
+    assert [span.tables for span in await served.ordered(conn)] == [weeks.tables_of(old)]
+
+    # A week made since, and a second gone by: the first call reads; the calls meanwhile
+    # neither wait for it nor read themselves.
+    conn.rows.append(row(new))
+    now[0] += 2
+    conn.held = asyncio.Event()
+    reading = asyncio.create_task(served.ordered(conn))
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):  # a call that waited would wait for ever here
+        for _ in range(20):
+            assert [span.tables for span in await served.ordered(conn)] == [weeks.tables_of(old)]
+    assert (conn.checks, conn.reads) == (2, 2)
+    conn.held.set()
+    assert len(await reading) == 2
+    assert [span.tables for span in await served.ordered(conn)] == [
+        weeks.tables_of(old),
+        weeks.tables_of(new),
+    ]
+
+
+async def test_a_catalog_read_that_ends_after_a_newer_one_does_not_put_back_what_it_saw() -> None:
+    now = [100.0]
+    served = weeks.ServedWeeks(max_age=1.0, clock=lambda: now[0])
+    old, new = date(2026, 11, 23), date(2026, 11, 30)
+    conn: Any = CountingConnection([old])
+    await served.ordered(conn)
+
+    # A second on, a read begins while `old` is being dropped, and is slow ...
+    now[0] += 2
+    gate = conn.held = asyncio.Event()
+    conn.rows = []
+    slow = asyncio.create_task(served.ordered(conn))
+    await asyncio.sleep(0)  # it checks the signature, then waits in its read
+    assert conn.reads == 2
+    # ... meanwhile `new` is made and an id of it read: the catalog is read again, at once.
+    conn.held = None
+    conn.rows = [row(new)]
+    assert await served.tables_for(conn, partitions.week_bounds(new)[0] or "") == (
+        weeks.tables_of(new)
+    )
+    # The slow read ends last, with what it saw before: the newer layout stays.
+    gate.set()
+    await slow
+    assert [span.tables for span in await served.ordered(conn)] == [weeks.tables_of(new)]
+    assert conn.reads == 3
+
+
+async def test_the_catalog_signature_changes_with_every_partition_made_or_dropped(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    monday = date(2025, 5, 5)  # a week the store did not make ahead
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        before = await partitions.signature(conn)
+        assert await partitions.signature(conn) == before  # nothing changed: the same
+        await partitions.ensure(conn, [monday])  # a week made, with its day leaves
+        made = await partitions.signature(conn)
+        assert made != before
+        await partitions.drop_day(conn, ["completion_metadata"], monday)  # one leaf gone
+        dropped = await partitions.signature(conn)
+        assert dropped not in (before, made)
+        await partitions.ensure(conn, [], [monday])  # that leaf made again: a new table
+        assert await partitions.signature(conn) not in (before, made, dropped)
+    finally:
+        await conn.close()
 
 
 def driving_rows(plan: Any) -> int:
