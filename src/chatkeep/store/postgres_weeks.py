@@ -33,12 +33,12 @@ second), by the digest of the catalog rows that say which exist
 (`partitions.signature`), and they are read again only when it changed, when the store
 makes or drops partitions itself, or when an id falls in a week or day not seen yet that
 exists. Reading them every second took 5-10 ms under load with 60 days of leaves, 4 ms
-of it Python on the event loop, which stalled every request in flight: at 1M completions
-through the server at 500 requests/s, the slowest 1 % of lists clustered on those reads.
-A partition another server made less than a second ago can be missed by a list meanwhile
-(only one for ids outside this week and the next, which are made ahead; a get finds it
-at once); one another server dropped is found missing when a statement names it, and
-that week or day is then read as empty.
+of it Python on the event loop, which stalled every request in flight (in process at 1M,
+500 lists a second: the loop's stalls lined up with those reads, and the p99 went from
+1.81 to 1.30 ms without them). A partition another server made less than a second ago
+can be missed by a list meanwhile (only one for ids outside this week and the next,
+which are made ahead; a get finds it at once); one another server dropped is found
+missing when a statement names it, and that week or day is then read as empty.
 """
 
 from __future__ import annotations
