@@ -26,10 +26,11 @@ import sys
 import time
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import uvloop
 
 import fill_store
+import lifecycle
+import loadgen
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.postgres import PostgresStore
 
@@ -37,21 +38,10 @@ LATE_S = 0.003  # a loop tick later than this counts as a stall
 TICK_S = 0.001
 
 
-async def cursors(url: str, count: int) -> list[str]:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        rows = await conn.fetch(
-            "SELECT id FROM completions TABLESAMPLE SYSTEM (1) WHERE project = 'default'"
-        )
-    finally:
-        await conn.close()
-    return random.Random(2).sample([row[0] for row in rows], min(count, len(rows)))
-
-
 async def measure(
     url: str, kind: str, rate: float, seconds: float, warmup: float
 ) -> dict[str, Any]:
-    ids = await cursors(url, 2000)
+    ids = await lifecycle.sample_ids(url, 2000)  # the cursors lifecycle.py reads after
     store = PostgresStore(url)
     await store.open()
 
@@ -106,12 +96,15 @@ async def measure(
     def ms(value: float) -> float:
         return round(value * 1000, 2)
 
+    def share(fraction: float) -> float:
+        return ms(loadgen.percentile(latencies, fraction))
+
     return {
         "kind": kind,
         "rate": rate,
         "pages": len(latencies),
-        "p50_ms": ms(latencies[len(latencies) // 2]),
-        "p99_ms": ms(latencies[int(0.99 * (len(latencies) - 1))]),
+        "p50_ms": share(0.50),
+        "p99_ms": share(0.99),
         "max_ms": ms(latencies[-1]),
         "loop_stalls": len(stalls),
         "longest_stall_ms": ms(max(stalls, default=0.0)),
