@@ -32,7 +32,10 @@ def served(database_url: str) -> Any:
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeOpenAI, str]]:
-    source = FakeOpenAI(count=150, start=int(time.time()) - 200 * 60)
+    # Half a minute past a whole minute: `--since` takes minutes, and a start on a whole
+    # minute (one run in sixty) would put a completion exactly on the bound.
+    start = int(time.time()) // 60 * 60 - 200 * 60 + 30
+    source = FakeOpenAI(count=150, start=start)
     with ThreadedServer(source.app()) as url:  # type: ignore[arg-type]
         yield source, url
 
