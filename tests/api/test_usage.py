@@ -123,8 +123,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
         "admin": create_admin_key(database_url),
     }
     run_aside(lambda: _seed(database_url, keys))
-    app = create_app(Settings(database_url=database_url, config=config))
-    with ThreadedServer(app) as url:
+    # Usage retention off: the seeded rows (from 2026-01-01) outlive the default 400 days.
+    settings = Settings(database_url=database_url, config=config, usage_retention_days=0)
+    with ThreadedServer(create_app(settings)) as url:
         yield Served(url, keys)
 
 

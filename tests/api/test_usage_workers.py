@@ -68,7 +68,11 @@ def test_workers_add_up_and_a_graceful_stop_loses_nothing(
         with _only(server, a, b) as client:
             start = int(time.time()) - 3600
             admin = client.with_options(admin_api_key="sk-x")  # an open server: any
-            page = admin.admin.organization.usage.completions(start_time=start)
+            # The end is given: the default (now, exclusive) leaves out this minute's bucket
+            # when now falls on a whole minute.
+            page = admin.admin.organization.usage.completions(
+                start_time=start, end_time=int(time.time()) + 60
+            )
             # Worker a wrote its own counts before answering; b's wait for its flush.
             assert sum(r.num_model_requests for d in page.data for r in d.results) == 3
     finally:
