@@ -202,11 +202,11 @@ def read_figures(
             if status != 200:
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
             warm = run_wrk(f"http://127.0.0.1:{port}", seconds=max(1, round(warmup)), paths=wanted)
-            read_before = disk_read_kib()
+            read_before, window = disk_read_kib(), server.window()
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
-            read_during = disk_read_kib() - read_before
+            read_during, usage = disk_read_kib() - read_before, window.close()
             results[query] = {
                 "warmup_rps": round(warm.rps),
                 "rate": rate,
@@ -218,6 +218,11 @@ def read_figures(
                 # What the machine read from its disks while the rate ran: a p99 with
                 # reads here is the disk's (a working set larger than the page cache).
                 "disk_read_kib": read_during,
+                # The server's CPU per request, and how long it waited for a core that
+                # other work held (PostgreSQL, the machine's other services): a p99 with a
+                # long wait here is the machine's, not the server's.
+                "server_cpu_us": round(usage.cpu_s / rated.sent * 1e6),
+                "server_wait_ms": round(usage.wait_s * 1000, 1),
             }
             log(f"  {query}: {results[query]}")
     return results

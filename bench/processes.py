@@ -64,6 +64,19 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / CLOCK_TICKS
 
 
+def cpu_wait_seconds(pids: Sequence[int]) -> float:
+    """Seconds the threads of these processes spent ready to run but waiting for a core
+    (the second field of each thread's `schedstat`): what other work on their cores cost
+    them."""
+    waited = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     """Resident set size of these processes together."""
     total = 0
@@ -118,6 +131,7 @@ class Usage:
     cpu_s: float
     wall_s: float
     busy: dict[int, float]
+    wait_s: float = 0.0  # ready to run, waiting for a core (`cpu_wait_seconds`)
 
 
 class Window:
@@ -126,10 +140,12 @@ class Window:
     def __init__(self, pids: Sequence[int]) -> None:
         self._pids = list(pids)
         self._cpu, self._ticks, self._wall = cpu_seconds(self._pids), core_ticks(), time.monotonic()
+        self._wait = cpu_wait_seconds(self._pids)
 
     def close(self) -> Usage:
         cpu, ticks, wall = cpu_seconds(self._pids), core_ticks(), time.monotonic()
-        return Usage(cpu - self._cpu, wall - self._wall, core_busy(self._ticks, ticks))
+        waited = cpu_wait_seconds(self._pids) - self._wait
+        return Usage(cpu - self._cpu, wall - self._wall, core_busy(self._ticks, ticks), waited)
 
 
 class Server:
