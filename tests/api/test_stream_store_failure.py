@@ -64,6 +64,12 @@ def postgres_table_lock(url: str) -> Iterator[None]:
 Locked = tuple[Starlette, Callable[[], AbstractContextManager[None]]]
 
 
+async def _migrated(url: str) -> None:
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+
+
 @pytest.fixture
 def locked_store(store_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Locked:
     """(app, a context manager that makes the store's commits fail while it is held)."""
@@ -72,6 +78,7 @@ def locked_store(store_engine: str, tmp_path: Path, request: pytest.FixtureReque
         store = SQLiteStore(path, busy_timeout_ms=100)
         return create_app(Settings(), store=store), lambda: sqlite_write_lock(path)
     url: str = request.getfixturevalue("blank_postgres_url")
+    asyncio.run(_migrated(url))  # with the default timeout: a slow disk's fsync is no fault
     store = PostgresStore(url, pool_min=1, pool_max=4, command_timeout=0.5)
     return create_app(Settings(), store=store), lambda: postgres_table_lock(url)
 
