@@ -430,11 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         figures = read_figures(
             args.reads_only, ids, args.rate, args.seconds, args.warmup, cores, args.server_src
         )
-        print(json.dumps(figures, indent=2))
-        return 0
+        return _emit(figures, args.json)
     if args.purges_only:
-        print(json.dumps(asyncio.run(purges(args.purges_only)), indent=2))
-        return 0
+        return _emit(asyncio.run(purges(args.purges_only)), args.json)
     name = pg.create_database(admin, prefix="chatkeep_lifecycle")
     url = pg.database_url(admin, name)
     result: dict[str, Any] = {"rows": args.rows, "base": args.base, "days": args.days}
@@ -457,11 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             pg.drop_database(admin, name)
+    return _emit(result, args.json)
+
+
+def _emit(result: dict[str, Any], path: Path | None) -> int:
+    """Print `result`, and write it to `path` (`--json`) too, whichever mode made it."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
     return 0
 
 
