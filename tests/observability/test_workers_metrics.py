@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -86,15 +85,23 @@ def test_two_workers_add_up_and_keep_a_dead_workers_counts(tmp_path: Path) -> No
 
 
 def test_the_temporary_metrics_directory_goes_with_the_server(tmp_path: Path) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("chatkeep-metrics-*"))
+    # The server's temporary directory is one of the test's own, so that no other server on
+    # the machine (another test worker's) makes or removes a directory where it looks.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     server = ServerProcess(
-        tmp_path, "--workers", "2", "--database-url", f"sqlite:///{tmp_path / 'w.db'}"
+        tmp_path,
+        "--workers",
+        "2",
+        "--database-url",
+        f"sqlite:///{tmp_path / 'w.db'}",
+        settings={"TMPDIR": str(temporary)},
     )
     try:
         _wait_for_workers(server, 2)
         with server.client() as client:
             client.chat.completions.create(model="echo-1", messages=USER)
-        made = set(Path(tempfile.gettempdir()).glob("chatkeep-metrics-*")) - before
+        made = set(temporary.glob("chatkeep-metrics-*"))
         assert len(made) == 1
         assert any(next(iter(made)).glob("*.db"))
         assert _scrape(server)["creates"] == 1
