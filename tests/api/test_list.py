@@ -39,6 +39,41 @@ def test_list_items_have_the_retrieve_shape(client: openai.OpenAI, http: httpx2.
     assert page["data"][0] == http.get(f"/v1/chat/completions/{completion_id}").json()
 
 
+def test_a_page_serves_each_objects_current_metadata_as_retrieve_does(
+    client: openai.OpenAI, http: httpx2.Client
+) -> None:
+    """A page passes the stored text through with the metadata map spliced in; one whose
+    text names `metadata` (here a tool's parameter) is decoded instead. Both serve the
+    map as it is now, and the same object as retrieve."""
+    (plain,) = _store_many(client, 1, metadata={"a": "b"})
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "tag",
+            "parameters": {"type": "object", "properties": {"metadata": {"type": "object"}}},
+        },
+    }
+    named = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "with a tool"}],
+        tools=[tool],  # type: ignore[list-item]
+        store=True,
+        metadata={"a": "b"},
+    ).id
+    for completion_id in (plain, named):
+        client.chat.completions.update(completion_id, metadata={"c": "d"})
+
+    page = http.get("/v1/chat/completions").json()
+
+    assert [item["id"] for item in page["data"]] == [plain, named]
+    assert [item["metadata"] for item in page["data"]] == [{"c": "d"}, {"c": "d"}]
+    for item in page["data"]:
+        assert item == http.get(f"/v1/chat/completions/{item['id']}").json()
+    assert page["data"][1]["tools"] == [tool]
+    listed = client.chat.completions.list()
+    assert [(c.id, c.metadata) for c in listed] == [(plain, {"c": "d"}), (named, {"c": "d"})]
+
+
 def test_empty_list_has_null_ids(http: httpx2.Client) -> None:
     page = http.get("/v1/chat/completions").json()
     assert page == {

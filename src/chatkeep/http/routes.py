@@ -39,7 +39,7 @@ async def list_chat_completions(request: Request) -> Response:
     state = _state(request)
     context = await _context(request, state)
     query = parse_list_query(request.query_params.multi_items())
-    return OpenAIJSONResponse(await state.stored.list_chat_completions(context.project, query))
+    return OpenAIJSONResponse(await state.stored.served_list_page(context.project, query))
 
 
 async def retrieve_chat_completion(request: Request) -> Response:

@@ -46,6 +46,20 @@ class StoredCompletions:
         rows = await self._store.list(project, query)
         return _page(rows[: query.limit], has_more=len(rows) > query.limit)
 
+    async def served_list_page(self, project: str, query: ListQuery) -> CursorPage:
+        """`list_chat_completions` for a response body: the items are the stored text,
+        not decoded (`StoredText.served`), and only the first and last are read, for
+        their ids."""
+        rows = await self._store.list_stored(project, query)
+        shown = rows[: query.limit]
+        return {
+            "object": "list",
+            "data": [row.served() for row in shown],
+            "first_id": shown[0].served_id() if shown else None,
+            "last_id": shown[-1].served_id() if shown else None,
+            "has_more": len(rows) > query.limit,
+        }
+
     async def update_chat_completion(
         self, project: str, completion_id: str, metadata: dict[str, str]
     ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatkeep.protocol.queries import ListQuery
+from chatkeep.store.stored_text import StoredText
 
 DEFAULT_PROJECT = "default"
 
@@ -130,10 +131,15 @@ class CompletionStore(Protocol):
         the same database holds it (it is purging now)."""
         ...
 
-    # Last in the class: the name `list` shadows the builtin for annotations below it.
-    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
-        """Up to `query.limit + 1` stored objects in id order after the cursor.
+    async def list_stored(self, project: str, query: ListQuery) -> list[StoredText]:
+        """Up to `query.limit + 1` stored objects in id order after the cursor, as their
+        stored JSON text (what a list page serves without decoding it).
 
         The extra item tells the caller that there is a next page.
         """
+        ...
+
+    # Last in the class: the name `list` shadows the builtin for annotations below it.
+    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        """`list_stored`'s objects, decoded."""
         ...

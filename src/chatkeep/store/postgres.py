@@ -51,6 +51,7 @@ from chatkeep.store.schema import (
     stored_object,
 )
 from chatkeep.store.search_index import search_strings
+from chatkeep.store.stored_text import StoredText
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -415,8 +416,7 @@ class PostgresStore:
         shares this database and pool. `read`: retried once on a stale pooled connection."""
         return await self._call(fn, retry_stale=read)
 
-    # Last, because inside the class body its name shadows the builtin `list`.
-    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+    async def list_stored(self, project: str, query: ListQuery) -> list[StoredText]:
         if not (keepable(project) and query_can_match(query)):
             return []
 
@@ -441,4 +441,8 @@ class PostgresStore:
             raise AssertionError("unreachable")  # pragma: no cover
 
         rows = await self._call(page, retry_stale=True)
-        return [stored_object(row[0], row[1]) for row in rows]
+        return [StoredText(row[0], row[1]) for row in rows]
+
+    # Last, because inside the class body its name shadows the builtin `list`.
+    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        return [row.decode() for row in await self.list_stored(project, query)]

@@ -17,6 +17,7 @@ import orjson
 from chatkeep.errors import ChatkeepError
 from chatkeep.protocol.codec import encode_json
 from chatkeep.store import imports, responses_schema, search_index, usage_schema
+from chatkeep.store.stored_text import StoredText
 from chatkeep.store.text import unstorable
 
 Engine = Literal["sqlite", "postgres"]
@@ -415,9 +416,7 @@ def record_columns(completion: dict[str, Any]) -> tuple[str | None, str]:
 
 def stored_object(completion: str, metadata: str) -> dict[str, Any]:
     """The stored object as served: the completion with its current metadata map."""
-    obj: dict[str, Any] = load_json(completion)
-    obj["metadata"] = load_json(metadata)
-    return obj
+    return StoredText(completion, metadata).decode()
 
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")

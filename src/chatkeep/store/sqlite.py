@@ -51,6 +51,7 @@ from chatkeep.store.schema import (
 from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
 from chatkeep.store.sqlite_search import SearchIndexer, search_page
 from chatkeep.store.sqlite_writer import CommitObserver, WriteOp, Writer, WriteTurns
+from chatkeep.store.stored_text import StoredText
 from chatkeep.store.text import (
     all_keepable,
     check_metadata,
@@ -368,8 +369,7 @@ class SQLiteStore:
         result: T = await self._write(op)
         return result
 
-    # Last, because inside the class body its name shadows the builtin `list`.
-    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+    async def list_stored(self, project: str, query: ListQuery) -> list[StoredText]:
         if not (keepable(project) and query_can_match(query)):
             return []
 
@@ -392,4 +392,8 @@ class SQLiteStore:
             return conn.execute(for_sqlite(sql), params).fetchall()
 
         rows = await self._read(page)
-        return [stored_object(completion, metadata) for completion, metadata in rows]
+        return [StoredText(completion, metadata) for completion, metadata in rows]
+
+    # Last, because inside the class body its name shadows the builtin `list`.
+    async def list(self, project: str, query: ListQuery) -> list[dict[str, Any]]:
+        return [row.decode() for row in await self.list_stored(project, query)]
