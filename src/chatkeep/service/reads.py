@@ -52,13 +52,8 @@ class StoredCompletions:
         their ids."""
         rows = await self._store.list_stored(project, query)
         shown = rows[: query.limit]
-        return {
-            "object": "list",
-            "data": [row.served() for row in shown],
-            "first_id": shown[0].served_id() if shown else None,
-            "last_id": shown[-1].served_id() if shown else None,
-            "has_more": len(rows) > query.limit,
-        }
+        ends = (shown[0].served_id(), shown[-1].served_id()) if shown else None
+        return _page([row.served() for row in shown], has_more=len(rows) > query.limit, ends=ends)
 
     async def update_chat_completion(
         self, project: str, completion_id: str, metadata: dict[str, str]
@@ -103,11 +98,14 @@ def _below(descending: range, after: int) -> range:
     return descending[max(0, descending.start - after + 1) :] if after >= 0 else descending[:0]
 
 
-def _page(data: list[Any], *, has_more: bool) -> CursorPage:
+def _page(data: list[Any], *, has_more: bool, ends: tuple[str, str] | None = None) -> CursorPage:
+    """A cursor page of `data`; its first and last ids are `ends` where the items are not
+    dicts to read them from (a served list page's stored text)."""
+    first, last = ends or ((data[0]["id"], data[-1]["id"]) if data else (None, None))
     return {
         "object": "list",
         "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
+        "first_id": first,
+        "last_id": last,
         "has_more": has_more,
     }
