@@ -21,7 +21,9 @@ get by id, list (a page after a random cursor) and a 2-key filtered list
 (`fill_store.TYPICAL_FILTERS`, after a random cursor), each at `--rate` requests/s for
 `--seconds` after `--warmup` seconds of wrk at 64 connections, p50/p99 as
 bench/reads.py measures them at 1M (the server on core 0, the load on core 1: `--cores`),
-with what the machine read from its disks meanwhile (`disk_read_kib`). Then
+with what the machine read from its disks meanwhile (`disk_read_kib`), what else took
+its cores (`init_ms`, `kdamond_ms`: `neighbours`) and the files PostgreSQL's backends held
+open after it (`pg_open_files`). Then
 purges by chatkeep's own `PostgresStore.purge`, timed, with each table's size before and
 after (`purges`): the oldest day and the next (their day leaves dropped), six hours of the
 day after (batched DELETEs, then a VACUUM of that day's leaves), then the rest of that
@@ -42,12 +44,13 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
 import fill_store
 import loadgen
+import neighbours
 import pg
 import read_latency
 from chatkeep.ids import completion_id_floor, completion_id_ms
@@ -190,6 +193,7 @@ def read_figures(
     argv += ["--database-url", url, "--log-level", "warning"]
     server_core = cores[0] if cores is not None else ",".join(map(str, os.sched_getaffinity(0)))
     results: dict[str, Any] = {}
+    database = urlsplit(url).path.lstrip("/")
     with (
         tempfile.TemporaryDirectory(prefix="chatkeep-lifecycle-") as logs,
         Server("chatkeep", argv, core=server_core, port=port, log=Path(logs) / "serve.log",
@@ -203,10 +207,12 @@ def read_figures(
                 raise RuntimeError(f"{query}: {wanted[0]} answered {status}: {body[:200]!r}")
             warm = run_wrk(f"http://127.0.0.1:{port}", seconds=max(1, round(warmup)), paths=wanted)
             read_before, window = disk_read_kib(), server.window()
+            beside = neighbours.Neighbours()
             rated = loadgen.run(
                 loadgen.run_rate("127.0.0.1", port, requests, rate=rate, seconds=seconds)
             )
             read_during, usage = disk_read_kib() - read_before, window.close()
+            others = beside.close()
             results[query] = {
                 "warmup_rps": round(warm.rps),
                 "rate": rate,
@@ -223,6 +229,11 @@ def read_figures(
                 # long wait here is the machine's, not the server's.
                 "server_cpu_us": round(usage.cpu_s / rated.sent * 1e6),
                 "server_wait_ms": round(usage.wait_s * 1000, 1),
+                # What else took a core meanwhile (`neighbours`): the machine's PID 1, whose
+                # scan of every process's open files grows with PostgreSQL's, and DAMON.
+                "init_ms": others.init_ms,
+                "kdamond_ms": others.kdamond_ms,
+                "pg_open_files": neighbours.open_files(pg.backend_pids(pg.admin_url(), database)),
             }
             log(f"  {query}: {results[query]}")
     return results
