@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from processes import cpu_seconds
 
 
 def _run_ns(task_dir: Path) -> int:
@@ -44,16 +44,13 @@ def init_seconds() -> float:
 
 def kdamond_seconds() -> float:
     """CPU seconds of the kernel's DAMON threads alive now, since they started."""
-    ticks = 0
+    found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            raw = Path(f"/proc/{entry}/stat").read_text()
-            if raw[raw.index("(") + 1 :].startswith("kdamond"):
-                fields = raw[raw.rindex(")") + 2 :].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLOCK_TICKS
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/comm").read_text().startswith("kdamond"):
+                    found.append(int(entry))
+    return cpu_seconds(found)
 
 
 def open_files(pids: Sequence[int]) -> int:
