@@ -36,6 +36,19 @@ def _scrape(server: ServerProcess) -> dict[str, float]:
     }
 
 
+def _settled(server: ServerProcess, **expected: float) -> None:
+    """Scrape (either worker answers) until the counts named are `expected`, for at most
+    20 s. A create is measured once its answer is sent, so its client can have the answer
+    before the worker counts it, and a worker stopped in between counts it once it goes on."""
+    deadline = time.monotonic() + 20
+    while True:
+        seen = _scrape(server)
+        if all(seen[name] == count for name, count in expected.items()):
+            return
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.05)
+
+
 def test_two_workers_add_up_and_keep_a_dead_workers_counts(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
@@ -61,6 +74,8 @@ def test_two_workers_add_up_and_keep_a_dead_workers_counts(tmp_path: Path) -> No
             with _only(server, serving, stopped) as client:
                 for _ in range(count):
                     client.chat.completions.create(model="echo-1", messages=USER, store=True)
+        expected = {"creates": 5, "stored": 5, "streams_open": 0}
+        _settled(server, **expected)
         # Each worker answers a scrape with both workers' counts.
         for stopped in (b, a):
             os.kill(stopped, signal.SIGSTOP)
@@ -68,7 +83,7 @@ def test_two_workers_add_up_and_keep_a_dead_workers_counts(tmp_path: Path) -> No
                 seen = _scrape(server)
             finally:
                 os.kill(stopped, signal.SIGCONT)
-            assert seen == {"creates": 5, "stored": 5, "streams_open": 0}
+            assert seen == expected
         # A worker's files carry its pid: both wrote their own.
         pids = {int(p.stem.rsplit("_", 1)[1]) for p in metrics_dir.glob("*.db")}
         assert {a, b} <= pids
@@ -104,7 +119,7 @@ def test_the_temporary_metrics_directory_goes_with_the_server(tmp_path: Path) ->
         made = set(temporary.glob("chatkeep-metrics-*"))
         assert len(made) == 1
         assert any(next(iter(made)).glob("*.db"))
-        assert _scrape(server)["creates"] == 1
+        _settled(server, creates=1)
     finally:
         server.stop()
     assert not next(iter(made)).exists()
