@@ -22,6 +22,7 @@ from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.base import keepable
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store import imports
+from chatkeep.store import postgres_migrations as migrations
 from chatkeep.store import postgres_partitions as partitions
 from chatkeep.store import postgres_pool as pooling
 from chatkeep.store import postgres_weeks as weeks
@@ -39,9 +40,6 @@ from chatkeep.store.postgres_purge import purge
 from chatkeep.store.postgres_search import search_page
 from chatkeep.store.queries import MODELS_SQL, Tables, content_sql, get_sql, messages_sql
 from chatkeep.store.schema import (
-    MIGRATIONS_TABLE,
-    MigrationPlan,
-    PartitionWeeks,
     dump_json,
     load_json,
     pending_names,
@@ -61,8 +59,6 @@ from chatkeep.store.text import (
 
 T = TypeVar("T")
 
-# Serializes migrations of one database across chatkeep processes starting together.
-_MIGRATION_LOCK = 0x63686B70  # "chkp"
 # Held by the one server purging a database at a time.
 _PURGE_LOCK = 0x63686B71
 
@@ -90,29 +86,6 @@ INSERT_PAIRS = (
     "INSERT INTO {t.metadata} (project, completion_id, key, value) "
     "SELECT $1, $2, m.key, m.value FROM unnest($3::text[], $4::text[]) AS m(key, value)"
 )
-
-
-async def _applied(conn: Connection) -> list[str]:
-    if await conn.fetchval("SELECT to_regclass('chatkeep_migrations')") is None:
-        return []
-    return [row[0] for row in await conn.fetch("SELECT name FROM chatkeep_migrations")]
-
-
-async def _migrate(conn: Connection, plan: MigrationPlan) -> list[str]:
-    """Apply what `plan` picks in one transaction (PostgreSQL DDL is transactional)."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        await conn.execute(MIGRATIONS_TABLE["postgres"])
-        todo = plan(await _applied(conn))
-        for migration in todo:
-            for statement in migration.statements("postgres"):
-                if isinstance(statement, PartitionWeeks):
-                    weeks = await partitions.project_weeks(conn, statement.source)
-                    await partitions.ensure(conn, weeks)
-                else:
-                    await conn.execute(statement)
-            await conn.execute("INSERT INTO chatkeep_migrations (name) VALUES ($1)", migration.name)
-    return [m.name for m in todo]
 
 
 class PostgresStore:
@@ -170,7 +143,7 @@ class PostgresStore:
             raise unavailable(exc) from exc
         try:
             async with pool.acquire(timeout=self._connect_timeout) as conn:
-                await _migrate(conn, plan_open)
+                await migrations.migrate(conn, plan_open)
                 await partitions.ensure(conn, partitions.weeks_ahead())
         except BaseException as exc:
             await pool.close()
@@ -217,13 +190,13 @@ class PostgresStore:
     async def pending_migrations(self) -> list[str]:
         """Names of the migrations not yet applied, in order (all of them when blank)."""
         async with self._maintenance() as conn:
-            return pending_names(await _applied(conn))
+            return pending_names(await migrations.applied(conn))
 
     async def upgrade(self, *, through: str | None = None) -> list[str]:
         """Apply pending migrations (up to `through`, when given); return their names."""
         plan = plan_upgrade(through)
         async with self._maintenance() as conn:
-            return await _migrate(conn, plan)
+            return await migrations.migrate(conn, plan)
 
     async def _call(
         self, fn: Callable[[Connection], Awaitable[T]], *, retry_stale: bool = False
