@@ -39,7 +39,6 @@ import json
 import os
 import queue
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -66,6 +65,7 @@ from chatkeep.store.search_index import (
     id_key,
     search_strings,
 )
+from chatkeep.store.sqlite_driver import sqlite3
 from chatkeep.store.sqlite_search import index_pending
 
 DEFAULT_PROJECT = "default"

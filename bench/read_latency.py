@@ -30,7 +30,6 @@ import json
 import os
 import random
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.store.factory import sqlite_path
+from chatkeep.store.sqlite_driver import sqlite3
 from fill_store import DEFAULT_PROJECT, RARE_FILTER, TYPICAL_FILTERS
 
 PathMaker = Callable[[random.Random], str]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import loadgen
 import pg
 from chatkeep.store.base import DEFAULT_PROJECT
 from chatkeep.store.schema import MIGRATIONS
+from chatkeep.store.sqlite_driver import sqlite3
 from processes import BenchError, Server
 from targets import BENCH, Context, start_chatkeep
 from wrk import run_wrk

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+
+from chatkeep.store.sqlite_driver import sqlite3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -37,7 +37,6 @@ import random
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ import orjson
 import fill_store
 import loadgen
 from chatkeep.ids import completion_id_floor
+from chatkeep.store.sqlite_driver import sqlite3
 from processes import free_port
 
 HOST = "127.0.0.1"

@@ -6,7 +6,6 @@ the write lock longer than the store waits for it."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -23,6 +22,7 @@ from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.conftest import API_KEY, ThreadedServer
 
 OK = [{"role": "user", "content": "tell me a story"}]

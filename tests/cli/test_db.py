@@ -8,7 +8,6 @@ data; a server never starts on a schema that is behind or ahead, and says what t
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from chatkeep.config import Settings
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.factory import open_store
 from chatkeep.store.schema import MIGRATIONS, for_sqlite
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.conftest import free_port
 
 ALL = [m.name for m in MIGRATIONS]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from chatkeep.config import Settings
 from chatkeep.http.app import create_app
 from chatkeep.service.keys import hash_key
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.api.keyed import create_key, run_cli, sdk
 from tests.conftest import ThreadedServer
 

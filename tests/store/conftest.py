@@ -7,7 +7,6 @@ SQLite lives in `tmp_path`; PostgreSQL gets a throwaway database (`postgres_url`
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from chatkeep.store.factory import MigratableStore
 from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 
 ENGINES = ["sqlite", "postgres"]
 StoreFactory = Callable[[], MigratableStore]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.queries import list_sql, reach_sql, sparsest_first
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.store.test_store_contract import new_completion, walk
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,6 @@ until `chatkeep db upgrade`, and keep all of its data through the upgrade.
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from chatkeep.store.schema import (
     for_sqlite,
 )
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.store.conftest import RawExecute, StoreFactory
 from tests.store.test_store_contract import new_completion, served
 

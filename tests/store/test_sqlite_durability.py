@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from chatkeep.errors import StoreUnavailableError
 from chatkeep.protocol.queries import ListQuery
 from chatkeep.store.schema import CompletionExistsError
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from tests.store.test_store_contract import new_completion, served, walk
 
 pytestmark = pytest.mark.anyio

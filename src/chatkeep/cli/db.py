@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError, StoreUnavailableError
 from chatkeep.store.factory import SQLITE_PREFIX, MigratableStore, open_store, sqlite_path
 from chatkeep.store.schema import MIGRATIONS, UPGRADE_COMMAND, SchemaBehindError
+from chatkeep.store.sqlite_driver import sqlite3
 
 T = TypeVar("T")
 

@@ -7,7 +7,6 @@ writes run on the completion store's own connections (its writer thread, on SQLi
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Protocol
 
 from chatkeep.store.base import CompletionStore
@@ -15,6 +14,7 @@ from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.postgres_faults import Connection
 from chatkeep.store.schema import dump_json, for_sqlite, load_json
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 
 LIST_SQL = "SELECT name, settings FROM projects ORDER BY name"
 UPSERT_SQL = (

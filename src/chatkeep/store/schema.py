@@ -301,6 +301,14 @@ _IMPORT = Migration(
     name="0008_import", sqlite=imports.SQLITE_MIGRATION, postgres=imports.POSTGRES_MIGRATION
 )
 
+# SQLite's search index forgets deleted words at once (`search_index`); PostgreSQL's GIN
+# index loses a deleted row's entries when VACUUM runs (`postgres_purge`).
+_SECURE_SEARCH = Migration(
+    name="0009_search_secure_delete",
+    sqlite=search_index.SQLITE_SECURE_DELETE_MIGRATION,
+    postgres=(),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _COMPLETIONS,
     _FILTERS,
@@ -310,6 +318,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _USAGE,
     _RESPONSES,
     _IMPORT,
+    _SECURE_SEARCH,
 )
 
 

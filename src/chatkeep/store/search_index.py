@@ -120,6 +120,15 @@ SQLITE_MIGRATION = (
 )
 
 
+# FTS5 then forgets a deleted row's words at once, rewriting the pages that hold them
+# (SQLite 3.42: `sqlite_driver`), where a delete marker left them until segments merged.
+# One merge of the whole index drops the words of the rows deleted before (docs/lifecycle.md).
+SQLITE_SECURE_DELETE_MIGRATION = (
+    "INSERT INTO completion_search (completion_search, rank) VALUES ('secure-delete', 1)",
+    "INSERT INTO completion_search (completion_search) VALUES ('optimize')",
+)
+
+
 def _paths(column: str, paths: Sequence[str]) -> str:
     return " || ".join(f"jsonb_path_query_array({column}, '{path}')" for path in paths)
 

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +48,7 @@ from chatkeep.store.schema import (
     stored_object,
 )
 from chatkeep.store.search_index import SLOT_BITS, SQLITE_ROWID_SQL, id_key
+from chatkeep.store.sqlite_driver import sqlite3, too_old
 from chatkeep.store.sqlite_search import SearchIndexer, search_page
 from chatkeep.store.sqlite_writer import CommitObserver, WriteOp, Writer, WriteTurns
 from chatkeep.store.stored_text import StoredText
@@ -120,6 +120,8 @@ class SQLiteStore:
         return self._writer.transactions if self._writer is not None else 0
 
     def _connect(self) -> sqlite3.Connection:
+        if (why := too_old()) is not None:
+            raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {why}")
         try:
             conn = sqlite_files.connect(self._path, self._busy_timeout_ms)
             sqlite_files.prepare_writer(conn, self._synchronous)

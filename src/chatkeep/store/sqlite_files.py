@@ -4,10 +4,10 @@ cannot be opened, and applying migrations."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 from chatkeep.store.schema import MIGRATIONS_TABLE, MigrationPlan
+from chatkeep.store.sqlite_driver import sqlite3
 
 
 def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -6,7 +6,6 @@ go through its single writer like every other write, so the file keeps one write
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 from chatkeep.store.keys import (
@@ -26,6 +25,7 @@ from chatkeep.store.keys import (
 )
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 
 _INSERT, _FIND = for_sqlite(INSERT_KEY_SQL), for_sqlite(FIND_KEY_SQL)
 _LIST, _REVOKE = for_sqlite(LIST_KEYS_SQL), for_sqlite(REVOKE_KEY_SQL)

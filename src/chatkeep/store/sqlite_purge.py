@@ -18,12 +18,12 @@ recoverable from the file (docs/lifecycle.md).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatkeep.store.base import Cutoffs, PurgeCount
+from chatkeep.store.sqlite_driver import sqlite3
 
 # Rows per write transaction: the first batch's, and the bounds of the later ones, which
 # are sized to take about TARGET_SECONDS each (at most doubling from one to the next).

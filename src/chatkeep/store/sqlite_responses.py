@@ -7,7 +7,6 @@ no deleted text stays in either file (`secure_delete` zeroes the freed pages).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from chatkeep.store.responses import (
 )
 from chatkeep.store.schema import CompletionExistsError, dump_json, for_sqlite, load_json
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 from chatkeep.store.text import check_storable
 
 _INSERT, _GET, _ITEMS = for_sqlite(INSERT_SQL), for_sqlite(GET_SQL), for_sqlite(ITEMS_SQL)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from chatkeep.store.queries import id_bounds, list_sql, reach_sql, sparsest_firs
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.search_index import SLOT_BITS, SLOTS, id_key, sqlite_text_sql
 from chatkeep.store.search_sql import sqlite_search_sql
+from chatkeep.store.sqlite_driver import sqlite3
 
 logger = logging.getLogger(__name__)
 _LOWEST, _HIGHEST = 0, (1 << 63) - 1

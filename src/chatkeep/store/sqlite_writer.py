@@ -20,7 +20,6 @@ import fcntl
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatkeep.errors import StoreUnavailableError
+from chatkeep.store.sqlite_driver import sqlite3
 
 logger = logging.getLogger(__name__)
 

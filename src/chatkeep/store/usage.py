@@ -10,7 +10,6 @@ completions never touches these rows (they have their own, `purge_usage`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -20,6 +19,7 @@ from chatkeep.store.postgres import PostgresStore
 from chatkeep.store.postgres_faults import Connection
 from chatkeep.store.schema import for_sqlite
 from chatkeep.store.sqlite import SQLiteStore
+from chatkeep.store.sqlite_driver import sqlite3
 
 # What usage can be grouped by, as the column each reads.
 UsageGroup = Literal["project", "model", "api_key_id"]
