@@ -24,7 +24,8 @@ from chatkeep.lifecycle.retention import Retention
 from chatkeep.store.base import NewCompletion, PurgeCount
 from chatkeep.store.factory import open_store, sqlite_path
 from chatkeep.store.projects import project_settings_for
-from tests.api.keyed import run_cli, sdk
+from tests.api.keyed import create_key, keyed_server, run_cli, sdk
+from tests.api.test_usage import create_admin_key
 from tests.conftest import ThreadedServer
 
 DAY = 86400
@@ -228,8 +229,10 @@ def test_metadata_only_keeps_the_record_and_no_text(database_url: str) -> None:
     assert '"prompt_tokens"' in str(usage[0])
 
 
-def test_serve_purges_at_start_up_and_on_its_schedule(database_url: str) -> None:
-    async def store_old() -> str:
+def store_old(database_url: str) -> str:
+    """A completion 40 days old, stored directly (as an older server would have)."""
+
+    async def insert() -> str:
         store = open_store(Settings(database_url=database_url))
         await store.open()
         try:
@@ -241,12 +244,106 @@ def test_serve_purges_at_start_up_and_on_its_schedule(database_url: str) -> None
         finally:
             await store.close()
 
-    old = asyncio.run(store_old())
+    return asyncio.run(insert())
+
+
+def wait_until_no_completions(database_url: str, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while raw_rows(database_url, "SELECT count(*) FROM completions") != [(0,)]:
+        assert time.monotonic() < deadline, f"{what} was not purged"
+        time.sleep(0.05)
+
+
+def test_serve_purges_at_start_up_and_on_its_schedule(database_url: str) -> None:
+    first = store_old(database_url)
     settings = Settings(database_url=database_url, purge_interval_seconds=0.2)
     with ThreadedServer(create_app(settings)) as url, sdk(url, "sk-open") as client:
-        deadline = time.monotonic() + 10
-        while raw_rows(database_url, "SELECT count(*) FROM completions") != [(0,)]:
-            assert time.monotonic() < deadline, "the old completion was not purged"
-            time.sleep(0.05)
-        with pytest.raises(openai.NotFoundError):
-            client.chat.completions.retrieve(old)
+        wait_until_no_completions(database_url, "the completion stored before start-up")
+        # Stored while the server runs, after the first round: only a later round purges it.
+        second = store_old(database_url)
+        wait_until_no_completions(database_url, "the completion stored while serving")
+        for gone in (first, second):
+            with pytest.raises(openai.NotFoundError):
+                client.chat.completions.retrieve(gone)
+
+
+def test_usage_still_counts_a_completion_whose_content_and_record_were_purged(
+    database_url: str,
+) -> None:
+    set_policy(
+        database_url, "--content-retention", "1d", "--record-retention", "7d", project="alpha"
+    )
+    _, secret = create_key(database_url, "alpha")
+    _, admin_secret = create_admin_key(database_url)
+    settings = Settings(database_url=database_url, purge_interval_seconds=0)
+
+    def counted() -> list[tuple[str | None, int, int, int]]:
+        with (
+            ThreadedServer(create_app(settings)) as url,
+            sdk(url, admin_secret, admin_api_key=admin_secret) as admin,
+        ):
+            found = admin.admin.organization.usage.completions(
+                start_time=day, end_time=day + DAY, group_by=["project_id"]
+            )
+            return [
+                (r.project_id, r.num_model_requests, r.input_tokens, r.output_tokens)
+                for bucket in found.data
+                for r in bucket.results
+            ]
+
+    with ThreadedServer(create_app(settings)) as url, sdk(url, secret) as client:
+        made = client.chat.completions.create(model="m", messages=USER, store=True)
+        assert made.usage is not None
+    day = made.created - made.created % DAY
+    expected = [("alpha", 1, made.usage.prompt_tokens, made.usage.completion_tokens)]
+    assert counted() == expected
+    assert purge_at(database_url, 2 * DAY) == {"alpha": PurgeCount(content=1, records=0)}
+    with (
+        ThreadedServer(create_app(settings)) as url,
+        sdk(url, secret) as client,
+        pytest.raises(openai.NotFoundError),
+    ):
+        client.chat.completions.retrieve(made.id)
+    assert counted() == expected
+    assert purge_at(database_url, 8 * DAY) == {"alpha": PurgeCount(content=0, records=1)}
+    assert raw_rows(database_url, "SELECT count(*) FROM completions") == [(0,)]
+    assert counted() == expected  # usage has a retention of its own (docs/observability.md)
+
+
+def test_an_unset_record_retention_follows_the_content_retention(database_url: str) -> None:
+    set_policy(database_url, "--content-retention", "2d")
+    shown = run_cli("projects", "show", "default", "--database-url", database_url)
+    assert "record_retention: 2d (default)" in shown.stdout, shown.output
+    with served(database_url) as client:
+        made = client.chat.completions.create(model="m", messages=USER, store=True)
+    assert purge_at(database_url, 1 * DAY) == {"default": PurgeCount(0, 0)}
+    assert purge_at(database_url, 3 * DAY) == {"default": PurgeCount(content=0, records=1)}
+    for table in ("completions", "completion_content"):
+        assert raw_rows(database_url, f"SELECT count(*) FROM {table}") == [(0,)]
+    with served(database_url) as client, pytest.raises(openai.NotFoundError):
+        client.chat.completions.retrieve(made.id)
+
+
+def test_content_retention_forever_keeps_everything_however_far_ahead(database_url: str) -> None:
+    set_policy(database_url, "--content-retention", "forever", project="alpha")
+    set_policy(database_url, "--content-retention", "1d", project="beta")
+    with keyed_server(database_url, auth_cache_seconds=0, purge_interval_seconds=0) as (
+        _,
+        callers,
+    ):
+        alpha, beta = callers["alpha"].client, callers["beta"].client
+        kept = alpha.chat.completions.create(
+            model="m", messages=USER, store=True, metadata={"k": "v"}
+        )
+        beta.chat.completions.create(model="m", messages=USER, store=True)
+    # Ten years on, beta's completion is long gone, in the same days as alpha's.
+    assert purge_at(database_url, 3650 * DAY) == {
+        "alpha": PurgeCount(0, 0),
+        "beta": PurgeCount(content=0, records=1),
+    }
+    with keyed_server(database_url, ("alpha",), purge_interval_seconds=0) as (_, callers):
+        alpha = callers["alpha"].client
+        assert alpha.chat.completions.retrieve(kept.id).choices[0].message.content == "hello"
+        assert [c.id for c in alpha.chat.completions.list(metadata={"k": "v"})] == [kept.id]
+        assert alpha.chat.completions.messages.list(kept.id).data[0].content == "hello"
+    assert raw_rows(database_url, "SELECT id FROM completions") == [(kept.id,)]
