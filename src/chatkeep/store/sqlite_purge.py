@@ -3,9 +3,11 @@
 Each batch takes the oldest ids below a cutoff and deletes their id range, so a purge of
 any size holds the writer for one batch at a time and creates queue behind a batch, never
 behind the whole purge. A batch is bounded in time, not only in rows: what one row costs
-to delete varies (its text is taken out of the search index and zeroed in its pages), and
-2,000 rows took close to a second on a busy 2-core machine, a second that every create
-waited. So each batch is sized from the last one's time, aiming at `TARGET_SECONDS`, and
+to delete varies from a fraction of a millisecond (a record whose content went before) to
+tens of milliseconds (a completion whose words FTS5's secure-delete takes out of every
+page of the search index that holds them: `search_index`), so a fixed batch of rows could
+hold the writer for seconds, which every create would wait. So the first batch is small,
+each next one is sized from the last one's time, aiming at `TARGET_SECONDS`, and
 the purge then pauses as long as the batch took: creates queued meanwhile commit between
 two batches instead of behind a run of them, and a purge takes at most half of the
 writer's time.
@@ -26,9 +28,11 @@ from chatkeep.store.base import Cutoffs, PurgeCount
 from chatkeep.store.sqlite_driver import sqlite3
 
 # Rows per write transaction: the first batch's, and the bounds of the later ones, which
-# are sized to take about TARGET_SECONDS each (at most doubling from one to the next).
-FIRST_BATCH = 200
-MIN_BATCH, MAX_BATCH = 20, 5000
+# are sized to take about TARGET_SECONDS each (at most doubling from one to the next). A
+# completion with its words in the search index costs about 4-30 ms to delete
+# (bench/README.md), so the first batch is a few rows and the smallest is one.
+FIRST_BATCH = 4
+MIN_BATCH, MAX_BATCH = 1, 5000
 TARGET_SECONDS = 0.05
 # The store's reader and writer: each runs a function on a connection of its own.
 Run = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
