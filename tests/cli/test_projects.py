@@ -132,6 +132,26 @@ def test_a_bad_project_table_stops_the_config_file_with_its_line(
     assert message in str(refused.value)
 
 
+@pytest.mark.parametrize("name", ["bad name!", "-leading-dash", "x" * 65, ""])
+def test_a_config_file_project_with_a_bad_name_is_refused_with_its_line(
+    tmp_path: Path, name: str
+) -> None:
+    """The rule `chatkeep projects set` and `chatkeep keys create` apply holds in the file
+    too: a table no key could ever name is refused, not silently never used."""
+    config = tmp_path / "chatkeep.toml"
+    config.write_text(f'default = "echo"\n\n[projects."{name}"]\nstore = "always"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    message = str(refused.value)
+    assert message.startswith(f"{config}:3: projects.") and name in message.split(": ")[1]
+    assert f"Invalid project name {name!r}: use 1 to 64 letters, digits" in message
+    # `chatkeep serve` stops at start-up with that message, before serving anything.
+    url = f"sqlite:///{tmp_path / 'chatkeep.db'}"
+    result = run_cli("serve", "--port", "0", "--database-url", url, "--config", str(config))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {message}\n"
+
+
 def test_purge_dry_run_counts_and_purge_reports(database_url: str) -> None:
     """Completions stored 40 days ago: past the default 30-day content window."""
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from chatkeep.backends.upstream_config import UpstreamConfig
 from chatkeep.lifecycle.policy import PolicyError, ProjectPolicy
+from chatkeep.project_names import ProjectNameError, check_project
 from chatkeep.usage.prices import ModelPrice
 
 ECHO = "echo"
@@ -91,12 +92,13 @@ def load_config(path: Path) -> ConfigFile:
 def project_policies(
     config: ConfigFile, path: Path, text: str | None = None
 ) -> dict[str, ProjectPolicy]:
-    """The `[projects.NAME]` tables as policies; a bad one is a `ConfigError` naming it."""
+    """The `[projects.NAME]` tables as policies; a bad one, or a name no key could have
+    (the rule of `chatkeep projects set`), is a `ConfigError` naming it."""
     policies = {}
     for name, settings in config.projects.items():
         try:
-            policies[name] = ProjectPolicy.parse(settings)
-        except PolicyError as exc:
+            policies[check_project(name)] = ProjectPolicy.parse(settings)
+        except (ProjectNameError, PolicyError) as exc:
             raise ConfigError(f"{_located(path, text, ('projects', name))}: {exc}") from None
     return policies
 

@@ -19,7 +19,7 @@ from chatkeep.export.remote import RemoteError, api_base, open_remote
 from chatkeep.export.retry import Retry
 from chatkeep.importer.run import ImportCount, Importer, ImportOptions
 from chatkeep.lifecycle.book import PolicyBook
-from chatkeep.service.keys import KeyInputError, check_project
+from chatkeep.project_names import ProjectNameError, check_project
 from chatkeep.store.base import DEFAULT_PROJECT
 from chatkeep.store.factory import MigratableStore
 from chatkeep.store.projects import project_settings_for
@@ -61,7 +61,7 @@ def import_completions(
         check_project(project)
     except RemoteError as error:
         raise click.BadParameter(str(error), param_hint="--from") from None
-    except KeyInputError as error:
+    except ProjectNameError as error:
         raise click.BadParameter(str(error), param_hint="--project") from None
     api_key = None
     if api_key_env is not None:

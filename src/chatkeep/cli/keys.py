@@ -20,11 +20,11 @@ from chatkeep.cli.db import (
 )
 from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.config import Settings
+from chatkeep.project_names import ProjectNameError, check_project
 from chatkeep.service.keys import (
     KEY_ID_SHAPE,
     KeyInputError,
     check_label,
-    check_project,
     create_admin_api_key,
     create_api_key,
     hash_key,
@@ -87,7 +87,7 @@ def create(project: str | None, admin: bool, label: str | None, database_url: st
         if project is not None:
             check_project(project)
         check_label(label)
-    except KeyInputError as error:
+    except (ProjectNameError, KeyInputError) as error:
         raise click.UsageError(str(error)) from None
     settings = settings_from_flags(database_url=database_url)
     _say_database(settings)

@@ -23,7 +23,7 @@ from chatkeep.lifecycle.policy import (
     PolicyError,
     ProjectPolicy,
 )
-from chatkeep.service.keys import KeyInputError, check_project
+from chatkeep.project_names import ProjectNameError, check_project
 from chatkeep.store.base import DEFAULT_PROJECT
 from chatkeep.store.factory import MigratableStore
 from chatkeep.store.projects import ProjectSettingsStore, project_settings_for
@@ -147,7 +147,7 @@ def set_(
     """Change a project's policy; running servers apply it within the auth cache time."""
     try:
         check_project(name)
-    except KeyInputError as error:
+    except ProjectNameError as error:
         raise click.UsageError(str(error)) from None
     changes: dict[str, Any] = {
         "store": store,

@@ -18,8 +18,8 @@ from chatkeep.cli.settings import describe_database, settings_from_flags
 from chatkeep.errors import InvalidRequestError
 from chatkeep.export.remote import RemoteError, api_base, open_remote
 from chatkeep.export.source import CompletionSource, StoreSource
+from chatkeep.project_names import ProjectNameError, check_project
 from chatkeep.protocol.search import SearchQuery, parse_search
-from chatkeep.service.keys import KeyInputError, check_project
 from chatkeep.service.reads import StoredCompletions
 from chatkeep.store.base import DEFAULT_PROJECT
 from chatkeep.store.factory import MigratableStore
@@ -83,7 +83,7 @@ def source_flags(flags: dict[str, Any]) -> SourceFlags:
     if found.project is not None:
         try:
             check_project(found.project)
-        except KeyInputError as error:
+        except ProjectNameError as error:
             raise click.BadParameter(str(error), param_hint="--project") from None
     return found
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from chatkeep.ids import BASE62
+from chatkeep.project_names import check_project
 from chatkeep.store.keys import ALL_PROJECTS, ApiKey, KeyStore, NewApiKey
 
 KEY_PREFIX = "sk-ck-"
@@ -27,14 +28,13 @@ DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 4
 # A presented key this long or longer is echoed in errors as its first 6 and last 4
 # characters; a shorter one is not echoed at all.
 MASK_MIN_LENGTH = 32
-MAX_PROJECT_LENGTH = 64
 MAX_LABEL_LENGTH = 200
-PROJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 KEY_ID_SHAPE = re.compile(rf"{KEY_ID_PREFIX}[A-Za-z0-9]{{{KEY_ID_RANDOM_LENGTH}}}")
 
 
 class KeyInputError(ValueError):
-    """A project name or label that cannot be used (the CLI shows the message)."""
+    """A key label that cannot be used (the CLI shows the message). A bad project name is a
+    `ProjectNameError` (chatkeep/project_names.py), the rule every project name follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +68,6 @@ def mask_key(token: str) -> str:
     if len(token) < MASK_MIN_LENGTH:
         return "***"
     return f"{token[:6]}...{token[-4:]}"
-
-
-def check_project(project: str) -> str:
-    if len(project) > MAX_PROJECT_LENGTH or not PROJECT_PATTERN.fullmatch(project):
-        raise KeyInputError(
-            f"Invalid project name {project!r}: use 1 to {MAX_PROJECT_LENGTH} letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit."
-        )
-    return project
 
 
 def check_label(label: str | None) -> str | None:
