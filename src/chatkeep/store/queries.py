@@ -144,6 +144,10 @@ def list_sql(
     else:
         order_column = "c.id"
         source = f"{t.records} AS c"
+        if engine == "sqlite" and query.model is not None:
+            # With no statistics, SQLite 3.50 walks the primary key's id range for a
+            # descending page and filters the model; the model's index is the walk.
+            source += " INDEXED BY completions_model"
         where.append(f"c.project = {param(project)}")
         scope = "c.project"
     if query.model is not None:
